@@ -207,6 +207,7 @@ class Encryption:
     secret: SecretRef | None = None
     cipher: Cipher | None = None
     ivgen: Ivgen | None = None
+    engine: str | None = None  # "qemu" | "librbd" | None (libvirt's default engine)
 
 
 @dataclass(frozen=True, slots=True)
