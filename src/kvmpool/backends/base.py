@@ -1,0 +1,62 @@
+"""The backend protocol: what every pool type implements, and the context it gets.
+
+A backend is a thin driver for one pool type. It never touches the store or the CLI and
+never decides "not supported": ``kvmpool.caps`` declares what each type can do and the
+manager checks it before calling. Where libvirt treats a callback as a no-op (start/stop
+of a dir pool), the backend method simply does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from kvmpool.host.run import Runner
+from kvmpool.model import PoolDef, VolumeDef
+
+
+class Overwrite(StrEnum):
+    """pool-build's choice: plain build, ``--overwrite`` or ``--no-overwrite``."""
+
+    DEFAULT = "default"
+    OVERWRITE = "overwrite"
+    NO_OVERWRITE = "no-overwrite"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOptions:
+    prealloc_metadata: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a backend may use: the runner (host commands and announced file changes)."""
+
+    runner: Runner
+
+
+class Backend(Protocol):
+    def check(self, pool: PoolDef) -> bool:
+        """Is the pool usable on this system right now (e.g. its directory exists)?"""
+
+    def build(self, pool: PoolDef, overwrite: Overwrite) -> None: ...
+
+    def start(self, pool: PoolDef) -> None: ...
+
+    def stop(self, pool: PoolDef) -> None: ...
+
+    def delete(self, pool: PoolDef) -> None: ...
+
+    def refresh(self, pool: PoolDef) -> PoolDef:
+        """The pool with its live facts filled in: capacity, allocation, available, perms."""
+
+    def list_volumes(self, pool: PoolDef, *, details: bool) -> list[VolumeDef]:
+        """Volumes with name, key, type and target path; sizes and formats when ``details``."""
+
+    def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
+        """One volume with every detail, or None."""
+
+    def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None: ...
+
+    def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None: ...

@@ -1,0 +1,327 @@
+"""Volumes that are files in a directory: shared by the dir, fs and netfs backends.
+
+Sizes are computed as libvirt computes them (``virStorageSourceUpdateBackingSizes``):
+allocation = st_blocks * 512, physical = st_size, capacity = st_size for raw files and the
+header's virtual size otherwise. Formats come from kvmpool's own header probing.
+
+A new volume is written under a hidden temporary name and linked to its real name only
+when complete, so a killed kvmpool never leaves a volume that looks whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Callable
+
+from kvmpool import formats
+from kvmpool.backends.base import CreateOptions
+from kvmpool.caps import QEMU_IMG_FORMATS
+from kvmpool.errors import AlreadyExists, InvalidArgument, KvmpoolError, Unsupported
+from kvmpool.host import qemu_img
+from kvmpool.host.run import Runner
+from kvmpool.model import Permissions, Timestamps, VolTarget, VolType, VolumeDef
+from kvmpool.names import TEMP_PREFIX, check_volume_name
+
+DEFAULT_MODE = 0o600
+_ZEROS = bytes(1 << 20)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def statvfs_sizes(path: str) -> tuple[int, int, int]:
+    """(capacity, allocation, available) of the file system holding ``path``, as libvirt."""
+    st = os.statvfs(path)
+    capacity = st.f_frsize * st.f_blocks
+    available = st.f_frsize * st.f_bfree
+    return capacity, capacity - available, available
+
+
+def scan(directory: str, *, details: bool) -> list[VolumeDef]:
+    """Every volume in ``directory`` (not recursive), as libvirt's refresh finds them."""
+    vols: list[VolumeDef] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(TEMP_PREFIX) or any(ord(c) < 32 for c in name):
+                continue
+            if details:
+                vol = describe(entry.path, name)
+                if vol is not None:
+                    vols.append(vol)
+                continue
+            try:
+                is_dir = entry.is_dir()
+                is_file = is_dir or entry.is_file()
+            except OSError:
+                continue
+            if is_file:
+                kind = VolType.DIR if is_dir else VolType.FILE
+                vols.append(VolumeDef(name=name, type=kind, key=entry.path,
+                                      target=VolTarget(path=entry.path)))
+    return vols
+
+
+def describe(path: str, name: str) -> VolumeDef | None:
+    """Everything about one file volume, or None for what libvirt skips (FIFOs, dangling links)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    perms = Permissions(mode=stat.S_IMODE(st.st_mode) & 0o777, owner=st.st_uid, group=st.st_gid)
+    stamps = timestamps(st)
+    if stat.S_ISDIR(st.st_mode):
+        return VolumeDef(name=name, type=VolType.DIR, key=path, capacity=0, allocation=0,
+                         target=VolTarget(path=path, format="dir", permissions=perms,
+                                          timestamps=stamps))
+    if stat.S_ISBLK(st.st_mode):
+        size = _block_size(path)
+        return VolumeDef(name=name, type=VolType.FILE, key=path, capacity=size,
+                         allocation=size, physical=size,
+                         target=VolTarget(path=path, format="raw", permissions=perms,
+                                          timestamps=stamps))
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        info = formats.probe(path)
+    except OSError:
+        return None
+    capacity = st.st_size if info.format in ("raw", "iso") else info.capacity
+    backing = None
+    if info.backing is not None:
+        backing = _backing_target(info.backing)
+    return VolumeDef(
+        name=name,
+        type=VolType.FILE,
+        key=path,
+        capacity=capacity,
+        allocation=st.st_blocks * 512,
+        physical=st.st_size,
+        target=VolTarget(
+            path=path,
+            format=info.format,
+            permissions=perms,
+            timestamps=stamps,
+            compat=info.compat,
+            cluster_size=info.cluster_size if info.format == "qcow2" else None,
+            lazy_refcounts=info.lazy_refcounts,
+            extended_l2=info.extended_l2,
+            has_features=info.compat == "1.1",
+        ),
+        backing_store=backing,
+    )
+
+
+def _backing_target(ref: formats.BackingRef) -> VolTarget:
+    path = ref.path or ref.raw
+    perms = stamps = None
+    if ref.path is not None:
+        try:
+            st = os.stat(ref.path)
+        except OSError:
+            pass
+        else:
+            perms = Permissions(mode=stat.S_IMODE(st.st_mode) & 0o777, owner=st.st_uid,
+                                group=st.st_gid)
+            stamps = timestamps(st)
+    return VolTarget(path=path, format=ref.format, permissions=perms, timestamps=stamps)
+
+
+def timestamps(st: os.stat_result) -> Timestamps:
+    def fmt(ns: int) -> str:
+        sec, nsec = divmod(ns, 1_000_000_000)
+        return f"{sec}.{nsec:09d}" if nsec else str(sec)
+
+    return Timestamps(atime=fmt(st.st_atime_ns), mtime=fmt(st.st_mtime_ns),
+                      ctime=fmt(st.st_ctime_ns), btime="0")
+
+
+def _block_size(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ creating
+
+
+def create(
+    runner: Runner, directory: str, vol: VolumeDef, options: CreateOptions
+) -> str:
+    """Create ``vol`` in ``directory``; returns its path. May run: qemu-img create."""
+    check_volume_name(vol.name)
+    path = os.path.join(directory, vol.name)
+    if os.path.lexists(path):
+        raise AlreadyExists(f"storage volume '{vol.name}' exists already")
+    fmt = vol.target.format or "raw"
+    mode = DEFAULT_MODE
+    perms = vol.target.permissions
+    if perms is not None and perms.mode is not None:
+        mode = perms.mode
+    if fmt == "dir":
+        if runner.change(f"create directory {path} (mode {mode:04o})"):
+            try:
+                os.mkdir(path, mode)
+            except FileExistsError:
+                raise AlreadyExists(f"storage volume '{vol.name}' exists already") from None
+            _chown(path, perms)
+        return path
+    if vol.target.encryption is not None:
+        raise Unsupported("kvmpool cannot create encrypted volumes yet")
+    build = _raw_builder(vol, options) if fmt == "raw" else _qemu_img_builder(
+        runner, directory, vol, fmt, options)
+    if not runner.change(f"create {fmt} volume {path}"):
+        return path
+    tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+    try:
+        build(tmp, mode)
+        os.chmod(tmp, mode)
+        _chown(tmp, perms)
+        _publish(tmp, path, vol.name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _raw_builder(vol: VolumeDef, options: CreateOptions) -> Callable[[str, int], None]:
+    if vol.backing_store is not None:
+        raise InvalidArgument("backing storage not supported for raw volumes")
+    if options.prealloc_metadata:
+        raise InvalidArgument("metadata preallocation is not supported for raw volumes")
+    if vol.capacity is None:
+        raise InvalidArgument("volume capacity required for this storage pool")
+    capacity = vol.capacity
+    allocation = capacity if vol.allocation is None else min(vol.allocation, capacity)
+
+    def build(tmp: str, mode: int) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            os.ftruncate(fd, capacity)
+            if allocation > 0:
+                allocate(fd, allocation)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return build
+
+
+def allocate(fd: int, length: int) -> None:
+    """Allocate ``length`` bytes from offset 0: fallocate, or zeros where it is unsupported."""
+    try:
+        os.posix_fallocate(fd, 0, length)
+        return
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    offset = 0
+    while offset < length:
+        offset += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), length - offset)], offset)
+
+
+def _qemu_img_builder(
+    runner: Runner, directory: str, vol: VolumeDef, fmt: str, options: CreateOptions
+) -> Callable[[str, int], None]:
+    if fmt not in QEMU_IMG_FORMATS:
+        raise InvalidArgument(f"unknown volume format '{fmt}'")
+    t = vol.target
+    opts: list[str] = []
+    backing = backing_fmt = None
+    if vol.backing_store is not None and vol.backing_store.path:
+        backing = vol.backing_store.path
+        if not os.path.isabs(backing):
+            backing = os.path.join(directory, backing)
+        if not os.access(backing, os.R_OK):
+            raise InvalidArgument(f"inaccessible backing store volume {backing}")
+        backing_fmt = vol.backing_store.format or _probed_format(backing)
+    if options.prealloc_metadata:
+        if backing is not None:
+            raise InvalidArgument("metadata preallocation conflicts with backing store")
+        if fmt != "qcow2":
+            raise InvalidArgument("metadata preallocation only available with qcow2")
+        allocation = vol.capacity if vol.allocation is None else vol.allocation
+        below = vol.capacity is not None and allocation is not None and allocation < vol.capacity
+        opts.append("preallocation=metadata" if below else "preallocation=falloc")
+    if t.nocow:
+        opts.append("nocow=on")
+    if fmt == "qcow2":
+        if t.compat is not None:
+            opts.append(f"compat={t.compat}")
+        if t.cluster_size is not None:
+            opts.append(f"cluster_size={t.cluster_size}")
+        if t.lazy_refcounts:
+            if t.compat == "0.10":
+                raise InvalidArgument("lazy_refcounts not supported with compat level 0.10")
+            opts.append("lazy_refcounts=on")
+        if t.extended_l2:
+            opts.append("extended_l2=on")
+    elif t.compat or t.cluster_size or t.lazy_refcounts or t.extended_l2:
+        raise InvalidArgument(f"compat, clusterSize and features apply to qcow2, not {fmt}")
+    if vol.capacity is None and backing is None:
+        raise InvalidArgument("volume capacity required for this storage pool")
+
+    def build(tmp: str, mode: int) -> None:
+        argv = qemu_img.create_argv(fmt, tmp, vol.capacity, backing=backing,
+                                    backing_format=backing_fmt, options=opts)
+        runner.run(argv)
+
+    return build
+
+
+def _probed_format(path: str) -> str:
+    """The format of a backing volume the user named (never of one a guest's header names)."""
+    try:
+        return formats.probe(path).format
+    except OSError as err:
+        raise InvalidArgument(f"inaccessible backing store volume {path}: {err.strerror}") from None
+
+
+def _chown(path: str, perms: Permissions | None) -> None:
+    if perms is None or (perms.owner is None and perms.group is None):
+        return
+    os.chown(path, -1 if perms.owner is None else perms.owner,
+             -1 if perms.group is None else perms.group)
+
+
+def _publish(tmp: str, path: str, name: str) -> None:
+    """Give the finished file its real name, never replacing an existing one."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise AlreadyExists(f"storage volume '{name}' exists already") from None
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if os.path.lexists(path):  # file systems without hard links (vfat)
+            raise AlreadyExists(f"storage volume '{name}' exists already") from None
+        os.rename(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+# ------------------------------------------------------------------ deleting
+
+
+def delete(runner: Runner, vol: VolumeDef) -> None:
+    path = vol.target.path
+    if path is None:
+        raise KvmpoolError(f"volume '{vol.name}' has no path")
+    if not runner.change(f"remove {path}"):
+        return
+    try:
+        if vol.type == VolType.DIR:
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise KvmpoolError(f"cannot remove volume '{vol.name}': {err.strerror}") from None

@@ -1,0 +1,68 @@
+"""What each pool type can do: the one table the manager checks before calling a backend.
+
+``Unsupported`` is raised here and nowhere else, with a sentence that names the pool and
+the operation, so backends never need to say "not supported" themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kvmpool.errors import Unsupported
+from kvmpool.model import PoolDef, PoolType
+
+
+class Ability(StrEnum):
+    BUILD = "build"
+    DELETE = "delete"
+    CREATE_VOLUME = "create volumes"
+    DELETE_VOLUME = "delete volumes"
+
+
+FILE_FORMATS = ("raw", "qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx", "dir")
+# Formats a file pool can create with qemu-img (raw and dir are made in-process).
+QEMU_IMG_FORMATS = frozenset({"qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx"})
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCaps:
+    abilities: frozenset[Ability]
+    vol_formats: tuple[str, ...]  # formats volumes can be created in; first is the default
+    has_backend: bool
+
+
+_FILE = TypeCaps(frozenset(Ability), FILE_FORMATS, True)
+
+TABLE: dict[PoolType, TypeCaps] = {
+    PoolType.DIR: _FILE,
+}
+
+_NONE = TypeCaps(frozenset(), (), False)
+
+
+def caps(pool_type: PoolType) -> TypeCaps:
+    return TABLE.get(pool_type, _NONE)
+
+
+def require_backend(pool: PoolDef) -> None:
+    if not caps(pool.type).has_backend:
+        raise Unsupported(
+            f"pool '{pool.name}' is of type '{pool.type}', which this kvmpool cannot manage yet",
+            hint="its definition is kept and can be edited, listed and dumped",
+        )
+
+
+def require(pool: PoolDef, ability: Ability) -> None:
+    require_backend(pool)
+    if ability not in caps(pool.type).abilities:
+        raise Unsupported(f"pool '{pool.name}' ({pool.type}) cannot {ability}")
+
+
+def require_format(pool: PoolDef, fmt: str) -> None:
+    formats = caps(pool.type).vol_formats
+    if fmt not in formats:
+        raise Unsupported(
+            f"pool '{pool.name}' ({pool.type}) cannot create {fmt} volumes",
+            hint="formats it can create: " + ", ".join(formats),
+        )

@@ -1,0 +1,335 @@
+"""The one caller of backends: lookups, state changes, capability checks, per-pool locks.
+
+The CLI and (later) the service call only this. Every state change holds the pool's lock;
+defining and undefining also hold the definitions lock, so names and UUIDs stay unique.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from kvmpool import caps, xml
+from kvmpool.backends import backend_for
+from kvmpool.backends.base import Backend, Context, CreateOptions, Overwrite
+from kvmpool.caps import Ability
+from kvmpool.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    InvalidState,
+    KvmpoolError,
+    PoolNotFound,
+    VolumeNotFound,
+)
+from kvmpool.host.run import Runner
+from kvmpool.lock import locked
+from kvmpool.model import PoolDef, PoolType, VolumeDef
+from kvmpool.names import check_pool_name, check_volume_name
+from kvmpool.paths import Paths
+from kvmpool.store import PoolRecord, Store
+
+DEFINITIONS_LOCK = "definitions"
+
+
+class Manager:
+    def __init__(
+        self, paths: Paths, runner: Runner | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.runner = runner or Runner()
+        self.store = Store(paths, self.runner, warn)
+        self.ctx = Context(self.runner)
+
+    # ------------------------------------------------------------ lookups
+
+    def backend(self, pool: PoolDef) -> Backend:
+        return backend_for(pool, self.ctx)
+
+    def records(self) -> list[PoolRecord]:
+        """All pools; an active pool whose storage vanished is reported inactive."""
+        result = []
+        for rec in self.store.load_all():
+            if rec.live is not None and not self._still_active(rec.live):
+                if rec.config is None:
+                    continue  # a transient pool that is gone
+                rec = dataclasses.replace(rec, live=None)
+            result.append(rec)
+        return sorted(result, key=lambda r: r.name.lower())
+
+    def _still_active(self, pool: PoolDef) -> bool:
+        if not caps.caps(pool.type).has_backend:
+            return True
+        try:
+            return self.backend(pool).check(pool)
+        except KvmpoolError:
+            return False
+
+    def record(self, name_or_uuid: str) -> PoolRecord:
+        recs = self.records()
+        for rec in recs:
+            if rec.name == name_or_uuid:
+                return rec
+        for rec in recs:
+            if rec.uuid == name_or_uuid.lower():
+                return rec
+        raise PoolNotFound(
+            f"Storage pool not found: no storage pool with matching name '{name_or_uuid}'",
+            hint="list pools with: kvmpool pool-list --all",
+        )
+
+    def active_record(self, name_or_uuid: str) -> PoolRecord:
+        rec = self.record(name_or_uuid)
+        if not rec.active:
+            raise InvalidState(
+                f"storage pool '{rec.name}' is not active",
+                hint=f"start it with: kvmpool pool-start {rec.name}",
+            )
+        return rec
+
+    @contextmanager
+    def _pool_lock(self, rec: PoolRecord) -> Iterator[None]:
+        with locked(self.paths.locks, rec.uuid, what=f"pool '{rec.name}'"):
+            yield
+
+    @contextmanager
+    def _defs_lock(self) -> Iterator[None]:
+        with locked(self.paths.locks, DEFINITIONS_LOCK, what="the pool definitions"):
+            yield
+
+    # ------------------------------------------------------------ definitions
+
+    def define(self, pool: PoolDef) -> PoolDef:
+        """Save a persistent definition (new, or a redefinition with the same uuid)."""
+        check_pool_name(pool.name)
+        with self._defs_lock():
+            self._check_unique(pool)
+            self.store.save_config(pool)
+        return pool
+
+    def _check_unique(self, pool: PoolDef) -> None:
+        for rec in self.store.load_all():
+            if rec.name == pool.name and rec.uuid != pool.uuid:
+                raise AlreadyExists(f"pool '{pool.name}' already exists with uuid {rec.uuid}")
+            if rec.uuid == pool.uuid and rec.name != pool.name:
+                raise AlreadyExists(f"pool '{rec.name}' is already defined with uuid {rec.uuid}")
+            if rec.uuid != pool.uuid and _same_source(rec.current, pool):
+                raise AlreadyExists(f"Storage source conflict with pool: '{rec.name}'")
+
+    def create(self, pool: PoolDef, *, build: Overwrite | None = None) -> PoolDef:
+        """Start a transient pool (pool-create): it is gone once destroyed."""
+        check_pool_name(pool.name)
+        with self._defs_lock():
+            self._check_unique(pool)
+            if any(r.name == pool.name for r in self.store.load_all()):
+                raise AlreadyExists(f"pool '{pool.name}' already exists")
+            backend = self.backend(pool)
+            if build is not None:
+                caps.require(pool, Ability.BUILD)
+                backend.build(pool, build)
+            backend.start(pool)
+            self.store.save_state(pool)
+            try:
+                backend.refresh(pool)
+            except BaseException:
+                backend.stop(pool)
+                self.store.remove_state(pool.name)
+                raise
+        return pool
+
+    def undefine(self, name: str) -> PoolRecord:
+        rec = self.record(name)
+        with self._defs_lock(), self._pool_lock(rec):
+            if not rec.persistent:
+                raise InvalidState(f"pool '{rec.name}' is transient: destroy it instead")
+            if rec.active:
+                raise InvalidState(f"storage pool '{rec.name}' is still active",
+                                   hint=f"stop it first: kvmpool pool-destroy {rec.name}")
+            self.store.remove_config(rec.name)
+        return rec
+
+    def set_autostart(self, name: str, on: bool) -> PoolRecord:
+        rec = self.record(name)
+        if not rec.persistent:
+            raise InvalidArgument("cannot set autostart for transient pool")
+        with self._pool_lock(rec):
+            self.store.set_autostart(rec.name, on)
+        return rec
+
+    # ------------------------------------------------------------ lifecycle
+
+    def build(self, name: str, overwrite: Overwrite = Overwrite.DEFAULT) -> PoolRecord:
+        rec = self.record(name)
+        with self._pool_lock(rec):
+            if rec.active:
+                raise InvalidState(f"storage pool '{rec.name}' is already active")
+            caps.require(rec.current, Ability.BUILD)
+            self.backend(rec.current).build(rec.current, overwrite)
+        return rec
+
+    def start(self, name: str, *, build: Overwrite | None = None) -> PoolRecord:
+        rec = self.record(name)
+        with self._pool_lock(rec):
+            if rec.active:
+                raise InvalidState(f"storage pool '{rec.name}' is already active")
+            pool = rec.current
+            backend = self.backend(pool)
+            if build is not None:
+                caps.require(pool, Ability.BUILD)
+                backend.build(pool, build)
+            backend.start(pool)
+            self.store.save_state(pool)
+            try:
+                backend.refresh(pool)
+            except BaseException:
+                backend.stop(pool)
+                self.store.remove_state(pool.name)
+                raise
+        return dataclasses.replace(rec, live=pool)
+
+    def destroy(self, name: str) -> PoolRecord:
+        rec = self.active_record(name)
+        with self._pool_lock(rec):
+            self.backend(rec.current).stop(rec.current)
+            self.store.remove_state(rec.name)
+        return rec
+
+    def delete(self, name: str) -> PoolRecord:
+        rec = self.record(name)
+        with self._pool_lock(rec):
+            if rec.active:
+                raise InvalidState(f"storage pool '{rec.name}' is still active",
+                                   hint=f"stop it first: kvmpool pool-destroy {rec.name}")
+            caps.require(rec.current, Ability.DELETE)
+            self.backend(rec.current).delete(rec.current)
+        return rec
+
+    def refresh(self, name: str) -> PoolDef:
+        """Re-read the pool's storage; a pool whose storage is gone becomes inactive."""
+        rec = self.active_record(name)
+        with self._pool_lock(rec):
+            backend = self.backend(rec.current)
+            try:
+                return backend.refresh(rec.current)
+            except KvmpoolError:
+                backend.stop(rec.current)
+                self.store.remove_state(rec.name)
+                raise
+
+    def live_def(self, rec: PoolRecord) -> PoolDef:
+        """The definition with live sizes when active (what pool-info and pool-dumpxml show)."""
+        if rec.live is None or not caps.caps(rec.live.type).has_backend:
+            return rec.current
+        return self.backend(rec.live).refresh(rec.live)
+
+    def dumpxml(self, name: str, *, inactive: bool = False) -> str:
+        rec = self.record(name)
+        if inactive and rec.config is not None:
+            return xml.format_pool(rec.config)
+        return xml.format_pool(self.live_def(rec))
+
+    def import_libvirt(self, directory: str) -> list[tuple[PoolDef, bool]]:
+        """Adopt libvirt's persistent pool definitions (and autostart marks) from ``directory``."""
+        imported: list[tuple[PoolDef, bool]] = []
+        try:
+            entries = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            raise InvalidArgument(f"no libvirt storage configuration in {directory}") from None
+        for entry in entries:
+            path = os.path.join(directory, entry)
+            if not entry.endswith(".xml") or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as f:
+                pool = xml.parse_pool(f.read())
+            link = os.path.join(directory, "autostart", entry)
+            autostart = os.path.islink(link) and os.path.realpath(link) == os.path.realpath(path)
+            known = [r for r in self.store.load_all() if r.uuid == pool.uuid]
+            if known and known[0].name == pool.name:
+                continue  # imported before
+            self.define(pool)
+            if autostart:
+                self.store.set_autostart(pool.name, True)
+            imported.append((pool, autostart))
+        return imported
+
+    # ------------------------------------------------------------ volumes
+
+    def volumes(
+        self, pool_name: str, *, details: bool = False
+    ) -> tuple[PoolRecord, list[VolumeDef]]:
+        rec = self.active_record(pool_name)
+        vols = self.backend(rec.current).list_volumes(rec.current, details=details)
+        return rec, sorted(vols, key=lambda v: v.name.lower())
+
+    def volume(self, spec: str, pool_name: str | None = None) -> tuple[PoolRecord, VolumeDef]:
+        """Find a volume by name in ``pool_name``, else by key or path in any active pool."""
+        if pool_name is not None:
+            rec = self.active_record(pool_name)
+            vol = self.backend(rec.current).volume(rec.current, spec)
+            if vol is None:
+                raise VolumeNotFound(
+                    f"Storage volume not found: no storage vol with matching name '{spec}'",
+                    hint=f"list volumes with: kvmpool vol-list {rec.name}")
+            return rec, vol
+        path = os.path.normpath(spec) if spec.startswith("/") else None
+        for rec in self.records():
+            if not rec.active or not caps.caps(rec.current.type).has_backend:
+                continue
+            target = rec.current.target.path
+            if path is None or target is None or os.path.dirname(path) != target:
+                continue
+            vol = self.backend(rec.current).volume(rec.current, os.path.basename(path))
+            if vol is not None:
+                return rec, vol
+        raise VolumeNotFound(
+            f"Storage volume not found: no storage vol with matching key or path '{spec}'",
+            hint="give the pool with --pool to look a volume up by name")
+
+    def create_volume(
+        self, pool_name: str, vol: VolumeDef, options: CreateOptions | None = None
+    ) -> VolumeDef:
+        options = options or CreateOptions()
+        rec = self.active_record(pool_name)
+        pool = rec.current
+        check_volume_name(vol.name)
+        caps.require(pool, Ability.CREATE_VOLUME)
+        fmt = vol.target.format or caps.caps(pool.type).vol_formats[0]
+        caps.require_format(pool, fmt)
+        vol = dataclasses.replace(vol, target=dataclasses.replace(vol.target, format=fmt))
+        with self._pool_lock(rec):
+            backend = self.backend(pool)
+            if backend.volume(pool, vol.name) is not None:
+                raise AlreadyExists(f"storage volume '{vol.name}' exists already")
+            backend.create_volume(pool, vol, options)
+            if self.runner.dry_run:
+                return vol
+            made = backend.volume(pool, vol.name)
+        if made is None:
+            raise KvmpoolError(f"volume '{vol.name}' vanished right after it was created")
+        return made
+
+    def delete_volume(
+        self, spec: str, pool_name: str | None = None
+    ) -> tuple[PoolRecord, VolumeDef]:
+        rec, vol = self.volume(spec, pool_name)
+        caps.require(rec.current, Ability.DELETE_VOLUME)
+        with self._pool_lock(rec):
+            self.backend(rec.current).delete_volume(rec.current, vol)
+        return rec, vol
+
+
+def _same_source(a: PoolDef, b: PoolDef) -> bool:
+    """libvirt's source-conflict rule, for the types kvmpool manages."""
+    if a.type != b.type:
+        return False
+    if a.type is PoolType.DIR:
+        return a.target.path is not None and a.target.path == b.target.path
+    if a.type is PoolType.NETFS:
+        return bool(a.source.hosts and b.source.hosts) and (
+            a.source.hosts[0].name == b.source.hosts[0].name and a.source.dir == b.source.dir)
+    if a.type in (PoolType.FS, PoolType.LOGICAL, PoolType.DISK, PoolType.ZFS):
+        devs = {d.path for d in a.source.devices}
+        return any(d.path in devs for d in b.source.devices)
+    return False
