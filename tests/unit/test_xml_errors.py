@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 
-from kvmpool.errors import InvalidArgument, XmlError
+from kvmpool.errors import InvalidArgument, ToolMissing, XmlError
 from kvmpool.model import PoolDef, PoolSource, PoolType, SourceDevice, SourceHost
 from kvmpool.xml import (
     format_pool,
@@ -676,3 +677,16 @@ def test_escaping() -> None:
     out = format_pool(pool)
     assert "<name>a&amp;b&lt;&apos;&quot;</name>" in out
     assert parse_pool(out).name == "a&b<'\""
+
+
+def test_external_dtd_is_never_loaded() -> None:
+    body = "<pool type='dir'><name>{}</name><target><path>/x</path></target></pool>"
+    doctype = '<!DOCTYPE pool SYSTEM "file:///etc/passwd">\n'
+    assert parse_pool(doctype + body.format("a")).name == "a"
+    with pytest.raises(XmlError, match="entity references are not allowed"):
+        parse_pool(doctype + body.format("&x;"))
+
+
+def test_missing_schemas_fail_loudly(tmp_path: Path) -> None:
+    with pytest.raises(ToolMissing, match="libvirt0"):
+        validate(DIR_POOL, "pool", schema_dir=tmp_path)

@@ -20,6 +20,7 @@ from kvmpool.model import (
     VolumeDef,
 )
 from kvmpool.units import ULLONG_MAX
+from kvmpool.xml._common import format_perms, format_secret, parse_perms, parse_secret_lookup
 from kvmpool.xml._doc import (
     Element,
     attr,
@@ -32,7 +33,6 @@ from kvmpool.xml._doc import (
     xstring,
 )
 from kvmpool.xml._writer import Writer, esc
-from kvmpool.xml.pool import format_perms, format_secret, parse_perms, parse_secret_lookup
 from kvmpool.xml.types import TypeInfo, type_info
 
 _LLONG_MAX = 2**63 - 1
