@@ -33,7 +33,7 @@ def schema_path(kind: Literal["pool", "volume"], schema_dir: Path = SCHEMA_DIR) 
     path = schema_dir / _FILES[kind]
     if not path.is_file():
         raise ToolMissing(
-            f"libvirt's RelaxNG schema {path} is missing",
+            f"libvirt's RelaxNG schema {path} is missing (Debian package libvirt0)",
             hint="install the Debian package libvirt0 (apt-get install libvirt0)",
         )
     return path
