@@ -41,27 +41,33 @@ def _parse_cow(root: Element, pool_type: PoolType) -> bool | None:
     return state
 
 
-def _parse_namespace(root: Element, pool_type: PoolType) -> dict[str, object]:
-    if pool_type in (PoolType.FS, PoolType.NETFS):
-        opts = []
-        for opt in xnodes(root, "./fs:mount_opts/fs:option", {"fs": FS_NS}):
-            name = attr(opt, "name")
-            if name is None:
-                raise fail("no fs mount option name specified")
-            opts.append(name)
-        return {"fs_mount_opts": tuple(opts)}
-    if pool_type is PoolType.RBD:
-        pairs = []
-        for opt in xnodes(root, "./rbd:config_opts/rbd:option", {"rbd": RBD_NS}):
-            name = attr(opt, "name")
-            if name is None:
-                raise fail("no rbd option name specified")
-            value = attr(opt, "value")
-            if value is None:
-                raise fail("no rbd option value specified")
-            pairs.append((name, value))
-        return {"rbd_config_opts": tuple(pairs)}
-    return {}
+def _fs_mount_opts(root: Element, pool_type: PoolType) -> tuple[str, ...]:
+    """The fs namespace (fs and netfs pools): extra ``mount -o`` options."""
+    if pool_type not in (PoolType.FS, PoolType.NETFS):
+        return ()
+    opts = []
+    for opt in xnodes(root, "./fs:mount_opts/fs:option", {"fs": FS_NS}):
+        name = attr(opt, "name")
+        if name is None:
+            raise fail("no fs mount option name specified")
+        opts.append(name)
+    return tuple(opts)
+
+
+def _rbd_config_opts(root: Element, pool_type: PoolType) -> tuple[tuple[str, str], ...]:
+    """The rbd namespace: ceph client configuration options."""
+    if pool_type is not PoolType.RBD:
+        return ()
+    pairs = []
+    for opt in xnodes(root, "./rbd:config_opts/rbd:option", {"rbd": RBD_NS}):
+        name = attr(opt, "name")
+        if name is None:
+            raise fail("no rbd option name specified")
+        value = attr(opt, "value")
+        if value is None:
+            raise fail("no rbd option value specified")
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 def parse_pool(text: str | bytes) -> PoolDef:
@@ -134,7 +140,6 @@ def parse_pool(text: str | bytes) -> PoolDef:
     if refresh is not None and refresh not in ("default", "capacity"):
         raise fail(f"unknown storage pool volume refresh allocation type {refresh}")
 
-    namespace = _parse_namespace(root, pool_type)
     return PoolDef(
         type=pool_type,
         name=name,
@@ -143,8 +148,8 @@ def parse_pool(text: str | bytes) -> PoolDef:
         target=target,
         cow=cow,
         refresh_vol_allocation=refresh,
-        fs_mount_opts=namespace.get("fs_mount_opts", ()),  # type: ignore[arg-type]
-        rbd_config_opts=namespace.get("rbd_config_opts", ()),  # type: ignore[arg-type]
+        fs_mount_opts=_fs_mount_opts(root, pool_type),
+        rbd_config_opts=_rbd_config_opts(root, pool_type),
     )
 
 
