@@ -1,4 +1,4 @@
-"""Property: formatting is a fixed point of parse after one round.
+"""Properties: formatting is a fixed point of parse; damaged input gives only XmlError.
 
 For generated dir, netfs and logical pools: ``format_pool(parse_pool(x))`` gives ``x``
 back for ``x = format_pool(p)`` (p already in libvirt's normal form), and the parsed
@@ -7,9 +7,12 @@ values are equal too.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kvmpool.errors import XmlError
 from kvmpool.model import (
     Permissions,
     PoolDef,
@@ -19,7 +22,7 @@ from kvmpool.model import (
     SourceDevice,
     SourceHost,
 )
-from kvmpool.xml import format_pool, parse_pool, validate
+from kvmpool.xml import format_pool, format_volume, parse_pool, parse_volume, validate
 
 # XML-safe text that survives a round trip unchanged (no \r, no control characters,
 # no leading/trailing blanks that libvirt would keep but we could not see in the model).
@@ -112,3 +115,41 @@ def test_format_parse_format_is_stable(pool: PoolDef) -> None:
 @given(pools)
 def test_generated_pools_validate(pool: PoolDef) -> None:
     validate(format_pool(pool), "pool")
+
+
+# ---------------------------------------------------------------- robustness
+
+_DATA = Path(__file__).resolve().parent.parent / "data" / "libvirt-xml"
+_CORPUS = sorted(p.read_bytes() for p in _DATA.glob("storage*xml2xml*/*.xml"))
+_DIR_POOL = parse_pool((_DATA / "storagepoolxml2xmlin" / "pool-dir.xml").read_bytes())
+_JUNK = [b"<", b">", b"'", b'"', b"&", b"/", b"\x00", b"\xff", b"<a/>", b"&amp;", b"-1", b" "]
+
+
+@st.composite
+def mutated_documents(draw: st.DrawFn) -> bytes:
+    doc = bytearray(draw(st.sampled_from(_CORPUS)))
+    for _ in range(draw(st.integers(1, 4))):
+        pos = draw(st.integers(0, len(doc) - 1))
+        if draw(st.booleans()):
+            del doc[pos : pos + draw(st.integers(1, 12))]
+        else:
+            doc[pos:pos] = draw(st.sampled_from(_JUNK))
+    return bytes(doc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_documents())
+def test_damaged_documents_give_xml_errors_or_stable_values(doc: bytes) -> None:
+    try:
+        pool = parse_pool(doc)
+    except XmlError:
+        pass
+    else:
+        assert format_pool(parse_pool(format_pool(pool))) == format_pool(pool)
+    try:
+        vol = parse_volume(doc, _DIR_POOL)
+    except XmlError:
+        pass
+    else:
+        out = format_volume(vol, PoolType.DIR)
+        assert format_volume(parse_volume(out, _DIR_POOL), PoolType.DIR) == out
