@@ -111,6 +111,8 @@ def _parse_descriptor(text: str, src: Source) -> ImageInfo:
         extra.append(path)
         if not os.path.exists(path):
             problems.append(f"extent file {name!r} is missing")
+    if "parentCID" not in text:
+        problems.append("descriptor has no CID/parentCID")
     backing, perr = _parent(text, src)
     if perr:
         problems.append(perr)
@@ -176,7 +178,17 @@ def parse_kdmv(src: Source) -> ImageInfo:
     if overhead * 512 > src.size:
         problems.append("file truncated (grain data offset past the end)")
     capacity = capacity_sectors * 512
-    if not desc_off:
+    text = ""
+    if desc_off:
+        length = min(desc_size * 512, 64 << 10)
+        try:
+            raw = src.read(desc_off * 512, length)
+        except Truncated:
+            raw = b""
+            problems.append("embedded descriptor lies past the end of the file")
+        text = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    if not text.strip():
+        # The extents of a split image carry an empty descriptor area (or none at all).
         problems.insert(0, "sparse extent without a descriptor (part of a split vmdk)")
         return ImageInfo(
             format="vmdk",
@@ -185,13 +197,8 @@ def parse_kdmv(src: Source) -> ImageInfo:
             subformat="extent",
             corrupt="; ".join(problems),
         )
-    length = min(desc_size * 512, 64 << 10)
-    try:
-        raw = src.read(desc_off * 512, length)
-    except Truncated:
-        raw = b""
-        problems.append("embedded descriptor lies past the end of the file")
-    text = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    if "parentCID" not in text:
+        problems.append("descriptor has no CID/parentCID")
     backing, perr = _parent(text, src)
     if perr:
         problems.append(perr)
