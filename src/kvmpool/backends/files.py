@@ -20,7 +20,13 @@ from collections.abc import Callable
 from kvmpool import formats
 from kvmpool.backends.base import CreateOptions
 from kvmpool.caps import QEMU_IMG_FORMATS
-from kvmpool.errors import AlreadyExists, InvalidArgument, KvmpoolError, Unsupported
+from kvmpool.errors import (
+    AlreadyExists,
+    HostCommandFailed,
+    InvalidArgument,
+    KvmpoolError,
+    Unsupported,
+)
 from kvmpool.host import qemu_img
 from kvmpool.host.run import Runner
 from kvmpool.model import Permissions, Timestamps, VolTarget, VolType, VolumeDef
@@ -180,7 +186,11 @@ def create(
         return path
     tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
     try:
-        build(tmp, mode)
+        try:
+            build(tmp, mode)
+        except HostCommandFailed as err:
+            err.message = err.message.replace(tmp, path)
+            raise
         os.chmod(tmp, mode)
         _chown(tmp, perms)
         _publish(tmp, path, vol.name)

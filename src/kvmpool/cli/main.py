@@ -35,7 +35,7 @@ class Session:
     def say(self, text: str) -> None:
         """A success message (``Pool x started``): suppressed by --quiet."""
         if not self.quiet:
-            click.echo(text)
+            click.echo(f"dry run, nothing changed: {text}" if self.runner.dry_run else text)
 
     def end(self) -> None:
         """virsh prints one blank line after every command, unless --quiet."""
@@ -78,10 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kvmpool.cli import pools, volumes  # noqa: F401
 
     args = list(sys.argv[1:] if argv is None else argv)
-    session: Session | None = None
+    ctx: click.Context | None = None
     try:
         with cli.make_context("kvmpool", args) as ctx:
-            session = ctx.obj
             cli.invoke(ctx)
     except click.exceptions.Exit as done:
         return done.exit_code
@@ -100,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.hint:
             line += f" (hint: {err.hint})"
         click.echo(line, err=True)
-        if session is not None and session.debug:
+        session = ctx.obj if ctx is not None else None
+        if isinstance(session, Session) and session.debug:
             _debug_dump(session.runner, err)
         return err.exit_code
     except KeyboardInterrupt:

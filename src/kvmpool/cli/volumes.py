@@ -12,7 +12,7 @@ from kvmpool.cli.main import Session, cli, failing
 from kvmpool.cli.output import emit_json, info_lines, size, table
 from kvmpool.cli.pools import json_option, pass_session
 from kvmpool.cli.virsh import command
-from kvmpool.errors import InvalidArgument
+from kvmpool.errors import InvalidArgument, VolumeNotFound
 from kvmpool.model import VolumeDef
 from kvmpool.units import parse_size
 
@@ -23,13 +23,15 @@ def _attr(value: str) -> str:
 
 def vol_xml(name: str, capacity: int, allocation: int | None, fmt: str | None,
             backing: str | None, backing_format: str | None) -> str:
-    """The XML virsh's vol-create-as builds (capacity in plain bytes)."""
+    """The XML virsh's vol-create-as builds (capacity in plain bytes), kept schema-valid."""
     lines = ["<volume>", f"  <name>{escape(name)}</name>",
              f"  <capacity>{capacity}</capacity>"]
     if allocation is not None:
         lines.append(f"  <allocation>{allocation}</allocation>")
     if fmt:
         lines += ["  <target>", f"    <format type={_attr(fmt)}/>", "  </target>"]
+    else:
+        lines.append("  <target/>")  # virsh omits it, but libvirt's schema requires it
     if backing:
         lines += ["  <backingStore>", f"    <path>{escape(backing)}</path>"]
         if backing_format:
@@ -57,11 +59,14 @@ def vol_create_as(session: Session, pool: str, name: str, capacity: str, allocat
                   prealloc_metadata: bool, print_xml: bool, as_json: bool) -> None:
     cap = parse_size(capacity)
     alloc = parse_size(allocation) if allocation is not None else None
-    backing = backing_vol
+    backing, backing_fmt = backing_vol, backing_vol_format
     if backing_vol and not print_xml:
         with failing(f"Failed to create vol {name}"):
-            backing = _backing_path(session, pool, backing_vol)
-    doc = vol_xml(name, cap, alloc, fmt, backing, backing_vol_format)
+            backing, probed = _backing_volume(session, pool, backing_vol)
+            # Unlike virsh (which writes "raw" here), take the format kvmpool's probe found
+            # in the volume the admin named; a guest-written header is never followed further.
+            backing_fmt = backing_fmt or probed
+    doc = vol_xml(name, cap, alloc, fmt, backing, backing_fmt)
     if print_xml:
         click.echo(doc, nl=False)
         return session.end()
@@ -76,14 +81,16 @@ def vol_create_as(session: Session, pool: str, name: str, capacity: str, allocat
     session.end()
 
 
-def _backing_path(session: Session, pool: str, spec: str) -> str:
-    """virsh resolves --backing-vol as a volume (name in the pool, key or path)."""
+def _backing_volume(session: Session, pool: str, spec: str) -> tuple[str, str | None]:
+    """virsh resolves --backing-vol as a volume: a name in the pool, else a key or path."""
     try:
         _, vol = session.manager.volume(spec, pool)
-    except Exception:
+    except VolumeNotFound:
+        if not spec.startswith("/"):
+            raise
         _, vol = session.manager.volume(spec)
     assert vol.target.path is not None
-    return vol.target.path
+    return vol.target.path, vol.target.format
 
 
 @command(cli, "vol-create", "pool", "file", help="Create a volume from an XML file.")
