@@ -690,3 +690,21 @@ def test_external_dtd_is_never_loaded() -> None:
 def test_missing_schemas_fail_loudly(tmp_path: Path) -> None:
     with pytest.raises(ToolMissing, match="libvirt0"):
         validate(DIR_POOL, "pool", schema_dir=tmp_path)
+
+
+def test_sheepdog_has_no_target_and_validates() -> None:
+    doc = "<pool type='sheepdog'><source><name>s</name><host name='h' port='7000'/></source></pool>"
+    out = format_pool(parse_pool(doc))
+    assert "<target>" not in out
+    assert "    <host name='h' port='7000'/>\n    <name>s</name>\n" in out
+    validate(out, "pool")
+    assert format_pool(parse_pool(out)) == out
+
+
+def test_rbd_volumes_carry_a_format() -> None:
+    rbd = parse_pool(
+        "<pool type='rbd'><name>ceph</name><source><name>rbd</name><host name='mon'/>"
+        "</source></pool>"
+    )
+    out = format_volume(parse_volume(vol("<capacity>1</capacity>"), rbd), rbd.type)
+    assert "<format type='raw'/>" in out
