@@ -2,12 +2,22 @@
 
 Public API (other modules call exactly these)::
 
-    parse_pool(text) -> PoolDef
-    format_pool(pool) -> str
-    parse_volume(text, pool, *, capacity_optional=False) -> VolumeDef
-    format_volume(vol, pool_type) -> str
-    format_sources(sources, pool_type) -> str
-    validate(doc, kind) -> None          # libvirt's RelaxNG schemas
+    parse_pool(text: str | bytes) -> PoolDef
+    format_pool(pool: PoolDef) -> str
+    parse_volume(text: str | bytes, pool: PoolDef, *, capacity_optional: bool = False)
+        -> VolumeDef
+    format_volume(vol: VolumeDef, pool_type: PoolType) -> str
+    format_sources(sources: Sequence[PoolSource], pool_type: PoolType) -> str
+    validate(doc: str | bytes, kind: Literal["pool", "volume"], *, schema_dir: Path = ...)
+        -> None
+
+Errors: ``kvmpool.errors.XmlError`` (an ``InvalidArgument``), one line each;
+``validate`` raises ``ToolMissing`` when libvirt's schemas are not installed.
+
+Layout: ``_doc`` (hardened parser, C-style number readers), ``_writer`` (libvirt's
+output conventions), ``types`` (the per-pool-type table), ``_common`` (paths, uuids,
+permissions, secrets), ``source`` (a pool's ``<source>``), ``pool``, ``volume``,
+``validate``.
 
 Parsing follows libvirt 9.0's ``virStoragePoolDefParse`` / ``virStorageVolDefParse``
 (same defaults, same checks, libvirt's error wording, one line each); formatting is byte
@@ -27,6 +37,10 @@ Where kvmpool deliberately differs from libvirt:
 * Every text and attribute value is XML-escaped, including the few libvirt prints raw
   (an adapter name, a secret type); for well-formed input the bytes are the same.
 * A ``PoolDef`` built in code with ``source.format`` None prints the type's default format.
+
+libvirt behaviour kept on purpose (so round trips match libvirt): ``<nocow/>`` is read but
+never written; input extents, timestamps and ``<physical>`` are not read; ``<refresh>``
+is accepted for any pool type although libvirt's schema allows it only for rbd.
 """
 
 from kvmpool.xml.pool import format_pool, format_sources, parse_pool
