@@ -34,6 +34,7 @@ _INCOMPAT_COMPRESSION = 1 << 3
 _INCOMPAT_EXTL2 = 1 << 4
 _INCOMPAT_KNOWN = 0x1F
 
+_MAX_EXTENSIONS = 1024  # real images carry a handful; bounds work on hostile ones
 _MAX_L1_ENTRIES = (32 << 20) // 8  # qemu: the active L1 table is at most 32 MiB
 
 
@@ -130,7 +131,12 @@ def parse_qcow2(src: Source) -> ImageInfo:
         end = min(end, src.size)
         ext_area = src.head[:end]
         off = header_length
+        seen = 0
         while off + 8 <= end:
+            seen += 1
+            if seen > _MAX_EXTENSIONS:
+                problems.append("too many header extensions")
+                break
             if off + 8 > len(ext_area):  # rare: extensions beyond the first read
                 ext_area = src.read(0, end, limit=cluster)
             etype = be32(ext_area, off)

@@ -62,7 +62,8 @@ def looks_like_descriptor(head: bytes) -> bool:
 
 
 def _desc_value(text: str, key: str) -> str | None:
-    m = re.search(rf'^\s*{key}\s*=\s*"([^"\r\n]*)"', text, re.MULTILINE)
+    # [ \t]* rather than \s*: \s would cross lines and go quadratic on hostile input
+    m = re.search(rf'^[ \t]*{key}[ \t]*=[ \t]*"([^"\r\n]*)"', text, re.MULTILINE)
     return m.group(1) if m else None
 
 
