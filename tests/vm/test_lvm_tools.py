@@ -1,0 +1,187 @@
+"""kvmpool.host.lvm against real lvm2 and device-mapper, on the VM's scratch disks.
+
+Run with: tests/vm/run tests/vm/test_lvm_tools.py   (one test: add ::test_name)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kvmpool.errors import AlreadyExists, InUse, InvalidArgument, NotFound
+from kvmpool.host.lvm import LogicalVolume, Lvm
+
+if TYPE_CHECKING:
+    from conftest import BlockIO
+
+pytestmark = pytest.mark.vm
+
+MiB = 1 << 20
+
+VG = "kvmpool_vm"
+
+
+def by_name(lvs: tuple[LogicalVolume, ...]) -> dict[str, LogicalVolume]:
+    return {lv.name: lv for lv in lvs}
+
+
+def test_pv_vg_linear_resize_snapshot_merge_remove(
+    lvm: Lvm, disks: list[str], blockio: BlockIO
+) -> None:
+    io = blockio
+    lvm.pvcreate(disks[:2])
+    pvs = {pv.name: pv for pv in lvm.pvs(disks[:2])}
+    assert set(pvs) == set(disks[:2])
+    assert all(pv.vg == "" and pv.fmt == "lvm2" for pv in pvs.values())
+
+    lvm.vgcreate(VG, disks[:2])
+    vg = lvm.vg(VG)
+    assert (vg.pv_count, vg.lv_count, vg.extent_size) == (2, 0, 4 * MiB)
+    assert vg.free == vg.size == vg.extent_count * vg.extent_size
+    assert {pv.vg for pv in lvm.pvs(disks[:2])} == {VG}
+
+    # linear LV: 8 MiB of data written with dd and read back
+    lvm.create_linear(VG, "lin", 8 * MiB)
+    lin = lvm.lv(VG, "lin")
+    assert (lin.size, lin.segtype, lin.path) == (8 * MiB, "linear", f"/dev/{VG}/lin")
+    assert lin.active and not lin.is_snapshot and not lin.is_thin
+    assert lin.devices == (disks[0],)
+    data_a = io.pattern(8 * MiB, seed=1)
+    io.write(lin.path, data_a)
+    assert io.digest(io.read(lin.path, 8)) == io.digest(data_a)
+
+    # grow: the data stays; a size that is not a whole extent is rounded up
+    lvm.lvresize(VG, "lin", 14 * MiB)
+    lin = lvm.lv(VG, "lin")
+    assert lin.size == 16 * MiB
+    assert io.digest(io.read(lin.path, 8)) == io.digest(data_a)
+    assert lvm.vg(VG).free == vg.free - 16 * MiB
+
+    # classic snapshot keeps the old data while the origin changes; merge restores it
+    lvm.create_snapshot(VG, "lin", "snap", 8 * MiB)
+    lvs = by_name(lvm.lvs(VG))
+    snap, lin = lvs["snap"], lvs["lin"]
+    assert snap.is_snapshot and not snap.is_sparse and snap.backing == "lin"
+    assert lin.is_origin and not lin.is_snapshot
+    assert snap.data_percent == 0.0
+    data_b = io.pattern(4 * MiB, seed=2)
+    io.write(lin.path, data_b)
+    assert io.digest(io.read(lin.path, 4)) == io.digest(data_b)
+    assert io.digest(io.read(snap.path, 8)) == io.digest(data_a)
+    assert (lvm.lv(VG, "snap").data_percent or 0) > 0
+
+    lvm.merge(VG, "snap")
+    assert io.digest(io.read(lin.path, 8)) == io.digest(data_a)
+    lvs = by_name(lvm.lvs(VG))
+    assert set(lvs) == {"lin"} and not lvs["lin"].is_origin
+
+    # shrink (asked for explicitly), deactivate, activate, remove
+    lvm.lvresize(VG, "lin", 8 * MiB, shrink=True)
+    assert lvm.lv(VG, "lin").size == 8 * MiB
+    lvm.vgchange(VG, active=False)
+    assert not lvm.lv(VG, "lin").active
+    assert not Path(lin.path).exists()
+    lvm.vgchange(VG, active=True)
+    assert lvm.lv(VG, "lin").active
+    assert io.digest(io.read(lin.path, 8)) == io.digest(data_a)
+
+    lvm.vgremove(VG)
+    with pytest.raises(NotFound):
+        lvm.vg(VG)
+    lvm.pvremove(disks[:2])
+    assert lvm.pvs() == ()
+
+
+def test_thin_pool_thin_lv_thin_snapshot_and_sparse(
+    lvm: Lvm, disks: list[str], blockio: BlockIO
+) -> None:
+    io = blockio
+    lvm.pvcreate(disks[:1])
+    lvm.vgcreate(VG, disks[:1])
+
+    lvm.create_thin_pool(VG, "pool", 32 * MiB)
+    lvm.create_thin(VG, "pool", "thin", 64 * MiB)
+    lvs = by_name(lvm.lvs(VG))
+    pool, thin = lvs["pool"], lvs["thin"]
+    assert pool.is_thin_pool and pool.segtype == "thin-pool" and pool.size == 32 * MiB
+    assert pool.path == "" and pool.data_percent == 0.0 and pool.metadata_percent is not None
+    assert thin.is_thin and thin.segtype == "thin" and thin.pool_lv == "pool"
+    assert thin.size == 64 * MiB and thin.devices == () and not thin.is_thin_snapshot
+
+    data_a = io.pattern(4 * MiB, seed=3)
+    io.write(thin.path, data_a)
+    assert (lvm.lv(VG, "pool").data_percent or 0) > 0
+
+    # thin snapshot: skip-activation by default, activated with -K, keeps the old data
+    lvm.create_thin_snapshot(VG, "thin", "tsnap")
+    tsnap = lvm.lv(VG, "tsnap")
+    assert tsnap.is_thin_snapshot and tsnap.backing == "thin" and tsnap.pool_lv == "pool"
+    assert tsnap.skip_activation and not tsnap.active
+    lvm.lvchange(VG, "tsnap", active=True, ignore_skip=True)
+    tsnap = lvm.lv(VG, "tsnap")
+    assert tsnap.active
+    data_b = io.pattern(4 * MiB, seed=4)
+    io.write(thin.path, data_b)
+    assert io.digest(io.read(tsnap.path, 4)) == io.digest(data_a)
+    assert io.digest(io.read(thin.path, 4)) == io.digest(data_b)
+
+    # merge the thin snapshot back (the origin is not open: it happens at once)
+    lvm.lvchange(VG, "tsnap", active=False)
+    lvm.merge(VG, "tsnap")
+    assert io.digest(io.read(thin.path, 4)) == io.digest(data_a)
+    assert "tsnap" not in by_name(lvm.lvs(VG))
+
+    # libvirt's sparse LV: a snapshot of a virtual zero origin
+    lvm.create_sparse(VG, "sparse", 64 * MiB, 4 * MiB)
+    sparse = lvm.lv(VG, "sparse")
+    assert sparse.is_sparse and sparse.backing is None and sparse.size == 4 * MiB
+    assert io.read(sparse.path, 1) == bytes(MiB)
+
+    hidden = by_name(lvm.lvs(VG, hidden=True))
+    assert {"[pool_tdata]", "[pool_tmeta]"} <= set(hidden)
+    assert hidden["[pool_tdata]"].hidden
+
+    lvm.lvremove(VG, "thin")
+    lvm.lvremove(VG, "pool")
+    assert set(by_name(lvm.lvs(VG))) == {"sparse"}
+    lvm.vgremove(VG)
+    lvm.pvremove(disks[:1])
+
+
+def test_failures_are_classified(lvm: Lvm, disks: list[str]) -> None:
+    with pytest.raises(NotFound):
+        lvm.vg("no_such_vg")
+    with pytest.raises(NotFound):
+        lvm.create_linear("no_such_vg", "x", MiB)
+
+    lvm.pvcreate(disks[2:3])
+    lvm.vgcreate(VG, disks[2:3])
+    with pytest.raises(AlreadyExists):
+        lvm.vgcreate(VG, disks[2:3])
+    with pytest.raises(InUse):
+        lvm.pvcreate(disks[2:3])  # a PV of a VG
+    with pytest.raises(NotFound):
+        lvm.lv(VG, "missing")
+    with pytest.raises(NotFound):
+        lvm.lvremove(VG, "missing")
+
+    lvm.create_linear(VG, "lv", 4 * MiB)
+    with pytest.raises(AlreadyExists):
+        lvm.create_linear(VG, "lv", 4 * MiB)
+    with pytest.raises(InvalidArgument) as err:
+        lvm.create_linear(VG, "huge", 4096 * MiB)
+    assert "free space" in err.value.message and err.value.hint
+    with pytest.raises(InvalidArgument):
+        lvm.lvresize(VG, "lv", 4 * MiB)  # the size it already has
+
+    fd = os.open(f"/dev/{VG}/lv", os.O_RDONLY)
+    try:
+        with pytest.raises(InUse):
+            lvm.lvremove(VG, "lv")
+    finally:
+        os.close(fd)
+    lvm.lvremove(VG, "lv")
+    # the disks fixture removes the VG and the PV
