@@ -514,7 +514,7 @@ def parse_vgs(stdout: str) -> tuple[VolumeGroup, ...]:
     )
 
 
-_SEG_DEVICE_RE = re.compile(r"(.+?)\((\d+)\)(?=,|$)")
+_SEG_DEVICE_RE = re.compile(r"(?:^|,)(.+?)\((\d+)\)(?=,|$)")
 
 
 def _segment_devices(value: str) -> tuple[SegmentDevice, ...]:
