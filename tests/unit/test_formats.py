@@ -720,3 +720,58 @@ def test_every_truncation_is_reported_not_raised(tmp_path: Path, data: bytes) ->
         info = probe(str(path))
         assert isinstance(info, ImageInfo)
         assert info.capacity >= 0
+
+
+# ---------------------------------------------------------------- cost: reads per probe
+
+
+def test_crc32c_known_answer() -> None:
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"") == 0
+    assert crc32c(b"\0" * 32) == 0x8A9136AA  # RFC 3720 B.4 test vector
+
+
+class _Counter:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads: list[tuple[int, int]] = []
+        real = os.pread
+
+        def pread(fd: int, n: int, off: int) -> bytes:
+            self.reads.append((off, n))
+            return real(fd, n, off)
+
+        monkeypatch.setattr(os, "pread", pread)
+
+
+@pytest.mark.parametrize(
+    ("data", "max_reads"),
+    [
+        (qcow2(MiB, backing=b"b.raw", backing_fmt=b"raw"), 1),
+        (qcow1(MiB, b"b"), 1),
+        (qed(MiB, backing=b"b"), 1),
+        (vmdk4(2048, descriptor=descriptor("monolithicSparse", [])), 1),
+        (vpc_dynamic(vpc_footer(MiB, 20, 16, 63)), 1),
+        (vdi(MiB), 1),
+        (parallels(8), 1),
+        (luks(8), 1),
+        (b"", 1),
+        (b"\1" * 100, 2),  # raw: head and tail
+        (vhdx(MiB), 4),  # head, headers + region table, metadata table, metadata items
+    ],
+    ids=["qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "parallels", "luks", "empty", "raw", "vhdx"],
+)
+def test_reads_per_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, max_reads: int
+) -> None:
+    path = write(tmp_path / "img", data, size=max(len(data), 8 * MiB) if data else None)
+    counter = _Counter(monkeypatch)
+    probe(path)
+    assert len(counter.reads) <= max_reads, counter.reads
+    assert sum(n for _, n in counter.reads) <= 320 << 10
+
+
+def test_big_sparse_raw_is_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "big.raw", b"", size=64 << 30)  # sparse, 64 GiB
+    counter = _Counter(monkeypatch)
+    assert probe(path) == ImageInfo("raw", 64 << 30)
+    assert sum(n for _, n in counter.reads) <= (64 << 10) + 512
