@@ -387,3 +387,73 @@ def _check_sample(img: Path, name: str) -> None:
         assert proc.returncode != 0
         return
     assert_matches(info, qinfo(img))
+
+
+# ---------------------------------------------------------------- hostile headers: same verdict
+
+
+def _qemu_refuses(img: Path) -> bool:
+    proc = subprocess.run(
+        ["qemu-img", "info", "--output=json", "-U", str(img)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.returncode != 0
+
+
+# (format, byte offset, struct format, value): one field of a fresh image overwritten
+PATCHES = [
+    ("qcow2", 4, ">I", 4),  # version
+    ("qcow2", 20, ">I", 30),  # cluster bits
+    ("qcow2", 36, ">I", 0),  # L1 too small
+    ("qcow2", 36, ">I", 1 << 30),  # L1 too large
+    ("qcow2", 40, ">Q", 12345),  # L1 offset misaligned
+    ("qcow2", 48, ">Q", 512),  # refcount table misaligned
+    ("qcow2", 56, ">I", 1 << 20),  # refcount table too large
+    ("qcow2", 60, ">I", 70000),  # snapshots
+    ("qcow2", 72, ">Q", 1 << 9),  # unknown incompatible feature
+    ("qcow2", 24, ">Q", 1 << 62),  # virtual size
+    ("qcow", 32, ">B", 30),  # cluster bits
+    ("qcow", 36, ">I", 5),  # encryption method
+    ("qed", 4, "<I", 3000),  # cluster size
+    ("qed", 16, "<Q", 1 << 7),  # unknown feature
+    ("qed", 48, "<Q", 1000),  # size not whole sectors
+    ("vmdk", 4, "<I", 7),  # version
+    ("vmdk", 44, "<I", 4096),  # grain table entries
+    ("vmdk", 12, "<Q", 1 << 62),  # capacity
+    ("vdi", 0x44, "<I", 0x00010000),  # version
+    ("vdi", 0x178, "<I", 4096),  # block size
+    ("vdi", 0x170, "<Q", 1 << 40),  # larger than the block map
+    ("parallels", 28, "<I", 0),  # sectors per cluster
+    ("vhdx", 64 * 1024 + 100, "<B", 1),  # header 1 CRC: header 2 still good
+    ("vpc", 64, ">I", 1),  # footer checksum at offset 0
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "offset", "code", "value"),
+    PATCHES,
+    ids=[f"{f}@{o}={v}" for f, o, _, v in PATCHES],
+)
+def test_hostile_header_verdict_matches_qemu(
+    tmp_path: Path, fmt: str, offset: int, code: str, value: int
+) -> None:
+    img = create(tmp_path, fmt, f"h.{fmt}", "64M")
+    with img.open("r+b") as f:
+        f.seek(offset)
+        f.write(struct.pack(code, value))
+    info = probe(str(img))
+    assert info.format == fmt
+    assert (info.corrupt is not None) == _qemu_refuses(img), info.corrupt
+
+
+def test_marked_corrupt_qcow2_is_flagged_though_qemu_reads_it(tmp_path: Path) -> None:
+    """A documented difference: qemu opens such images read-only; we say why they are odd."""
+    img = create(tmp_path, "qcow2", "c.qcow2", "64M")
+    with img.open("r+b") as f:
+        f.seek(72)
+        f.write(struct.pack(">Q", 2))
+    assert not _qemu_refuses(img)
+    info = probe(str(img))
+    assert info.capacity == 64 << 20 and info.corrupt == "image is marked corrupt"

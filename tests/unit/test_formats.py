@@ -81,6 +81,8 @@ def qcow2(
         if compression is not None:
             h += bytes([compression]) + bytes(7)
     h += exts + (backing or b"")
+    if crypt == 2:  # the LUKS header the encryption extension points at
+        h += bytes(3 * cluster - len(h)) + luks(8)
     return h + bytes(-len(h) % 512)
 
 
@@ -372,7 +374,11 @@ def test_paths() -> None:
 
 
 def test_qcow2_encryption(tmp_path: Path) -> None:
-    assert probe(write(tmp_path / "l", qcow2(MiB, crypt=2))).encryption == "luks"
+    info = probe(write(tmp_path / "l", qcow2(MiB, crypt=2)))
+    assert (info.encryption, info.corrupt) == ("luks", None)
+    no_luks = bytearray(qcow2(MiB, crypt=2))
+    no_luks[3 * 65536] = 0
+    assert "LUKS1" in (probe(write(tmp_path / "n", bytes(no_luks))).corrupt or "")
     assert probe(write(tmp_path / "a", qcow2(MiB, crypt=1))).encryption == "qcow"
     assert "encryption" in (probe(write(tmp_path / "x", qcow2(MiB, crypt=7))).corrupt or "")
 
@@ -397,12 +403,28 @@ def test_qcow2_data_file(tmp_path: Path) -> None:
         ({"compression": 1}, "incompatible bit"),
         ({"backing": b"x" * 2000, "backing_fmt": b"raw"}, "too long"),
         ({"backing_fmt": b"a-very-long-format-name"}, "backing format"),
+        ({"l1_size": 1 << 30}, "L1"),
     ],
 )
 def test_qcow2_hostile_headers_are_corrupt(tmp_path: Path, kwargs: dict, reason: str) -> None:
     info = probe(write(tmp_path / "h", qcow2(**kwargs)))
     assert info.format == "qcow2"
     assert info.corrupt is not None and reason in info.corrupt
+
+
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value", "reason"),
+    [
+        (40, ">Q", 12345, "aligned"),  # L1 table offset
+        (48, ">Q", 512, "aligned"),  # refcount table offset
+        (56, ">I", 1 << 20, "refcount table too large"),
+        (60, ">I", 70000, "too many snapshots"),
+    ],
+)
+def test_qcow2_table_checks(tmp_path: Path, offset: int, fmt: str, value: int, reason: str) -> None:
+    data = bytearray(qcow2(MiB))
+    struct.pack_into(fmt, data, offset, value)
+    assert reason in (probe(write(tmp_path / "t", bytes(data))).corrupt or "")
 
 
 def test_qcow2_extension_overrun_and_backing_past_eof(tmp_path: Path) -> None:
@@ -775,3 +797,15 @@ def test_big_sparse_raw_is_not_read_whole(tmp_path: Path, monkeypatch: pytest.Mo
     counter = _Counter(monkeypatch)
     assert probe(path) == ImageInfo("raw", 64 << 30)
     assert sum(n for _, n in counter.reads) <= (64 << 10) + 512
+
+
+def test_vmdk_vmfs_descriptor(tmp_path: Path) -> None:
+    (tmp_path / "esx-flat.vmdk").write_bytes(b"")
+    desc = descriptor("vmfs", ['RW 41943040 VMFS "esx-flat.vmdk"'])
+    info = probe(write(tmp_path / "esx.vmdk", desc))
+    assert (info.subformat, info.capacity, info.corrupt) == ("vmfs", 20 << 30, None)
+    assert info.extra_files == (str(tmp_path / "esx-flat.vmdk"),)
+    bad = probe(write(tmp_path / "b.vmdk", descriptor("vmfs", ['RW 8 VMFS "esx-flat.vmdk" 5'])))
+    assert "invalid extent line" in (bad.corrupt or "")
+    nocid = probe(write(tmp_path / "n.vmdk", b'version=1\ncreateType="vmfs"\n'))
+    assert "CID" in (nocid.corrupt or "")

@@ -14,7 +14,7 @@ qemu refuses is reported ``corrupt`` here too.
 
 from __future__ import annotations
 
-from kvmpool.formats._buf import Source, Truncated, be32, be64, cstr, le32, le64
+from kvmpool.formats._buf import Source, Truncated, be16, be32, be64, cstr, le32, le64
 from kvmpool.formats._paths import backing_ref
 from kvmpool.formats.info import BackingRef, ImageInfo
 
@@ -102,6 +102,16 @@ def parse_qcow2(src: Source) -> ImageInfo:
     elif l1_size < needed_l1:
         problems.append("L1 table is too small for the virtual size")
 
+    # Table placement, as qemu checks it on open (alignment and bounds only).
+    if (be64(h, 40) | be64(h, 48)) % cluster:
+        problems.append("L1 or refcount table offset is not cluster aligned")
+    if be32(h, 56) > (8 << 20) >> cluster_bits:
+        problems.append("refcount table too large")
+    if be32(h, 60) > 65536:
+        problems.append("too many snapshots")
+    elif be32(h, 60) and be64(h, 64) % cluster:
+        problems.append("snapshot table offset is not cluster aligned")
+
     encryption: str | None = None
     if crypt == 1:
         encryption = "qcow"
@@ -126,6 +136,7 @@ def parse_qcow2(src: Source) -> ImageInfo:
     backing_fmt: str | None = None
     data_file: str | None = None
     fde = False
+    fde_off = 0
     if header_length <= cluster:
         end = backing_off if backing_off and backing_off <= cluster else cluster
         end = min(end, src.size)
@@ -156,12 +167,22 @@ def parse_qcow2(src: Source) -> ImageInfo:
                 else:
                     backing_fmt = cstr(data)
             elif etype == _EXT_FDE:
-                fde = True
+                fde = elen >= 16
+                if fde:
+                    fde_off = be64(data, 0)
             elif etype == _EXT_DATA_FILE:
                 data_file = cstr(data)
             off += (elen + 7) & ~7
     if crypt == 2 and not fde:
         problems.append("LUKS encryption without its header extension")
+    elif crypt == 2:
+        # qemu reads the LUKS header even to report sizes; one small read (encrypted only).
+        try:
+            luks = src.read(fde_off, 8)
+        except Truncated:
+            luks = b""
+        if luks[:6] != b"LUKS\xba\xbe" or be16(luks, 6) != 1:
+            problems.append("no LUKS1 header where the encryption extension points")
 
     extra: tuple[str, ...] = ()
     if incompat & _INCOMPAT_DATA_FILE:
