@@ -6,7 +6,8 @@ the operation, so backends never need to say "not supported" themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kvmpool.errors import Unsupported
@@ -14,10 +15,18 @@ from kvmpool.model import PoolDef, PoolType
 
 
 class Ability(StrEnum):
+    """What a pool type may do; the value completes "pool 'x' (type) cannot ..."."""
+
     BUILD = "build"
     DELETE = "delete"
     CREATE_VOLUME = "create volumes"
     DELETE_VOLUME = "delete volumes"
+    CLONE = "clone volumes"
+    RESIZE = "resize volumes"
+    WIPE = "wipe volumes"
+    UPLOAD = "upload to volumes"
+    DOWNLOAD = "download volumes"
+    SNAPSHOT = "snapshot volumes"
 
 
 FILE_FORMATS = ("raw", "qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx", "dir")
@@ -30,9 +39,21 @@ class TypeCaps:
     abilities: frozenset[Ability]
     vol_formats: tuple[str, ...]  # formats volumes can be created in; first is the default
     has_backend: bool
+    # Abilities that only some volume formats have (absent: every format).
+    by_format: Mapping[Ability, frozenset[str]] = field(default_factory=dict)
 
 
-_FILE = TypeCaps(frozenset(Ability), FILE_FORMATS, True)
+_FILE = TypeCaps(
+    frozenset(Ability),
+    FILE_FORMATS,
+    True,
+    {
+        Ability.SNAPSHOT: frozenset({"qcow2"}),
+        Ability.RESIZE: frozenset({"raw", "qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx"}),
+        Ability.CLONE: frozenset({"raw", "iso", "qcow2", "qcow", "qed", "vmdk", "vpc", "vdi",
+                                  "vhdx", "cow", "parallels", "dmg", "bochs", "cloop", "luks"}),
+    },
+)
 
 TABLE: dict[PoolType, TypeCaps] = {
     PoolType.DIR: _FILE,
@@ -66,3 +87,13 @@ def require_format(pool: PoolDef, fmt: str) -> None:
             f"pool '{pool.name}' ({pool.type}) cannot create {fmt} volumes",
             hint="formats it can create: " + ", ".join(formats),
         )
+
+
+def require_volume(pool: PoolDef, fmt: str | None, ability: Ability) -> None:
+    """``require`` plus the format rule: "pool 'p' (dir) cannot snapshot raw volumes"."""
+    require(pool, ability)
+    formats = caps(pool.type).by_format.get(ability)
+    if formats is not None and (fmt or "raw") not in formats:
+        verb = ability.value.removesuffix(" volumes")
+        raise Unsupported(f"pool '{pool.name}' ({pool.type}) cannot {verb} {fmt} volumes",
+                          hint="formats it can: " + ", ".join(sorted(formats)))

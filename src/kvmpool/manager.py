@@ -6,26 +6,41 @@ defining and undefining also hold the definitions lock, so names and UUIDs stay 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from kvmpool import caps, xml
+from kvmpool import caps, transfer, xml
 from kvmpool.backends import backend_for
-from kvmpool.backends.base import Backend, Context, CreateOptions, Overwrite
+from kvmpool.backends.base import (
+    Backend,
+    Cloner,
+    Context,
+    CreateOptions,
+    Overwrite,
+    Reflink,
+    Resizer,
+    Snapshotter,
+    Wiper,
+)
 from kvmpool.caps import Ability
+from kvmpool.copy import Progress
 from kvmpool.errors import (
     AlreadyExists,
+    InUse,
     InvalidArgument,
     InvalidState,
     KvmpoolError,
+    NotFound,
     PoolNotFound,
+    Unsupported,
     VolumeNotFound,
 )
 from kvmpool.host.run import Runner
 from kvmpool.lock import locked
-from kvmpool.model import PoolDef, PoolType, VolumeDef
+from kvmpool.model import PoolDef, PoolType, Snapshot, VolTarget, VolType, VolumeDef
 from kvmpool.names import check_pool_name, check_volume_name
 from kvmpool.paths import Paths
 from kvmpool.store import PoolRecord, Store
@@ -316,8 +331,184 @@ class Manager:
         rec, vol = self.volume(spec, pool_name)
         caps.require(rec.current, Ability.DELETE_VOLUME)
         with self._pool_lock(rec):
+            users = self.dependants(vol)
+            if users:
+                raise InUse(
+                    f"volume '{vol.name}' is the backing file of: " + ", ".join(users),
+                    hint="delete those volumes first, or clone them (a clone is independent)")
             self.backend(rec.current).delete_volume(rec.current, vol)
         return rec, vol
+
+    def dependants(self, vol: VolumeDef) -> list[str]:
+        """Volumes (in any active pool) whose backing file is ``vol``, as pool/name."""
+        path = vol.target.path
+        if path is None:
+            return []
+        found = []
+        for rec in self.records():
+            if not rec.active or not caps.caps(rec.current.type).has_backend:
+                continue
+            for other in self.backend(rec.current).list_volumes(rec.current, details=True):
+                backing = other.backing_store
+                if backing is not None and backing.path == path:
+                    found.append(f"{rec.name}/{other.name}")
+        return found
+
+    # ------------------------------------------------------------ volume abilities
+
+    @contextmanager
+    def _locks(self, *recs: PoolRecord) -> Iterator[None]:
+        """Lock several pools, always in the same order (no deadlock between processes)."""
+        unique = sorted({r.uuid: r for r in recs}.values(), key=lambda r: r.uuid)
+        with contextlib.ExitStack() as stack:
+            for rec in unique:
+                stack.enter_context(self._pool_lock(rec))
+            yield
+
+    def create_volume_from(
+        self, pool_name: str, vol: VolumeDef, input_spec: str, input_pool: str | None = None,
+        *, reflink: Reflink = Reflink.AUTO, prealloc_metadata: bool = False,
+        progress: Progress | None = None,
+    ) -> VolumeDef:
+        """vol-create-from / vol-clone: a new volume with the data of another one."""
+        rec = self.active_record(pool_name)
+        src_rec, src = self.volume(input_spec, input_pool or pool_name)
+        pool = rec.current
+        check_volume_name(vol.name)
+        caps.require_volume(src_rec.current, src.target.format, Ability.CLONE)
+        caps.require(pool, Ability.CLONE)
+        fmt = vol.target.format or src.target.format or caps.caps(pool.type).vol_formats[0]
+        caps.require_format(pool, fmt)
+        vol = dataclasses.replace(vol, target=dataclasses.replace(vol.target, format=fmt))
+        backend = self.backend(pool)
+        if not isinstance(backend, Cloner):
+            raise Unsupported(f"pool '{pool.name}' ({pool.type}) cannot clone volumes")
+        with self._locks(rec, src_rec):
+            if backend.volume(pool, vol.name) is not None:
+                raise AlreadyExists(f"storage volume '{vol.name}' exists already")
+            backend.create_volume_from(pool, vol, src, reflink=reflink,
+                                       prealloc_metadata=prealloc_metadata, progress=progress)
+            if self.runner.dry_run:
+                return vol
+            made = backend.volume(pool, vol.name)
+        if made is None:
+            raise KvmpoolError(f"volume '{vol.name}' vanished right after it was created")
+        return made
+
+    def clone_volume(
+        self, spec: str, new_name: str, pool_name: str | None = None, *,
+        reflink: Reflink = Reflink.AUTO, prealloc_metadata: bool = False,
+        progress: Progress | None = None,
+    ) -> VolumeDef:
+        rec, src = self.volume(spec, pool_name)
+        new = VolumeDef(name=new_name, capacity=src.capacity,
+                        target=VolTarget(format=src.target.format,
+                                         permissions=src.target.permissions))
+        return self.create_volume_from(rec.name, new, src.name, rec.name, reflink=reflink,
+                                       prealloc_metadata=prealloc_metadata, progress=progress)
+
+    def resize_volume(
+        self, spec: str, pool_name: str | None, size: int, *, delta: bool = False,
+        shrink: bool = False, allocate: bool = False,
+    ) -> VolumeDef:
+        """vol-resize with libvirt's rules; ``size`` may be negative with ``delta``."""
+        rec, vol = self.volume(spec, pool_name)
+        caps.require_volume(rec.current, vol.target.format, Ability.RESIZE)
+        current = vol.capacity or 0
+        capacity = max(0, current + size) if delta else size
+        if capacity < 0:
+            raise InvalidArgument("negative size requires --shrink")
+        if capacity < current and not shrink:
+            raise InvalidArgument(
+                "Can't shrink capacity below current capacity unless shrink flag explicitly "
+                "specified", hint="add --shrink (data past the new end is lost)")
+        allocation = current if vol.allocation is None else vol.allocation
+        if capacity < current and capacity < allocation:
+            raise InvalidArgument("can't shrink capacity below existing allocation")
+        if allocate and capacity > allocation:
+            live = self.live_def(rec)
+            if capacity - allocation > live.available:
+                raise InvalidArgument("Not enough space left in storage pool")
+        backend = self.backend(rec.current)
+        assert isinstance(backend, Resizer)
+        with self._pool_lock(rec):
+            backend.resize_volume(rec.current, vol, capacity, shrink=shrink, allocate=allocate)
+            return self.backend(rec.current).volume(rec.current, vol.name) or vol
+
+    def wipe_volume(
+        self, spec: str, pool_name: str | None, algorithm: str = "zero",
+        progress: Progress | None = None,
+    ) -> VolumeDef:
+        rec, vol = self.volume(spec, pool_name)
+        caps.require_volume(rec.current, vol.target.format, Ability.WIPE)
+        backend = self.backend(rec.current)
+        assert isinstance(backend, Wiper)
+        with self._pool_lock(rec):
+            backend.wipe_volume(rec.current, vol, algorithm, progress)
+        return vol
+
+    def upload(
+        self, spec: str, pool_name: str | None, source: str, *, offset: int = 0,
+        length: int | None = None, sparse: bool = False, progress: Progress | None = None,
+    ) -> int:
+        rec, vol = self.volume(spec, pool_name)
+        caps.require_volume(rec.current, vol.target.format, Ability.UPLOAD)
+        path = _local_path(vol)
+        fits = vol.type is VolType.BLOCK or (vol.target.format or "raw") == "raw"
+        if not self.runner.change(f"write {source} into {path} at offset {offset}"):
+            return 0
+        with self._pool_lock(rec):
+            return transfer.upload(path, source, offset=offset, length=length, sparse=sparse,
+                                   fits=fits, progress=progress)
+
+    def download(
+        self, spec: str, pool_name: str | None, dest: str, *, offset: int = 0,
+        length: int | None = None, sparse: bool = False, progress: Progress | None = None,
+    ) -> int:
+        rec, vol = self.volume(spec, pool_name)
+        caps.require_volume(rec.current, vol.target.format, Ability.DOWNLOAD)
+        if dest != "-" and not self.runner.change(f"write {dest} from {_local_path(vol)}"):
+            return 0
+        return transfer.download(_local_path(vol), dest, offset=offset, length=length,
+                                 sparse=sparse, progress=progress)
+
+    def snapshots(self, spec: str, pool_name: str | None) -> tuple[VolumeDef, list[Snapshot]]:
+        rec, vol, backend = self._snapshotter(spec, pool_name)
+        return vol, backend.list_snapshots(rec.current, vol)
+
+    def snapshot(self, action: str, spec: str, pool_name: str | None, name: str) -> VolumeDef:
+        """create, revert or delete the snapshot ``name`` of a volume."""
+        rec, vol, backend = self._snapshotter(spec, pool_name)
+        known = {s.name for s in backend.list_snapshots(rec.current, vol)}
+        if action == "create" and name in known:
+            raise AlreadyExists(f"volume '{vol.name}' already has a snapshot '{name}'")
+        if action != "create" and name not in known:
+            raise NotFound(f"volume '{vol.name}' has no snapshot '{name}'",
+                           hint=f"list them with: kvmpool vol-snapshot-list {vol.name} "
+                                f"--pool {rec.name}")
+        with self._pool_lock(rec):
+            if action == "create":
+                backend.create_snapshot(rec.current, vol, name)
+            elif action == "revert":
+                backend.revert_snapshot(rec.current, vol, name)
+            else:
+                backend.delete_snapshot(rec.current, vol, name)
+        return vol
+
+    def _snapshotter(
+        self, spec: str, pool_name: str | None
+    ) -> tuple[PoolRecord, VolumeDef, Snapshotter]:
+        rec, vol = self.volume(spec, pool_name)
+        caps.require_volume(rec.current, vol.target.format, Ability.SNAPSHOT)
+        backend = self.backend(rec.current)
+        assert isinstance(backend, Snapshotter)
+        return rec, vol, backend
+
+
+def _local_path(vol: VolumeDef) -> str:
+    if vol.target.path is None or not vol.target.path.startswith("/"):
+        raise Unsupported(f"volume '{vol.name}' has no local path to read or write")
+    return vol.target.path
 
 
 def _same_source(a: PoolDef, b: PoolDef) -> bool:

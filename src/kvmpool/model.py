@@ -238,3 +238,15 @@ class VolumeDef:
     source: tuple[ExtentDevice, ...] = ()
     target: VolTarget = field(default_factory=VolTarget)
     backing_store: VolTarget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A volume snapshot, whatever keeps it (qcow2 internal, LVM, thin, Ceph)."""
+
+    name: str
+    created: str | None = None  # ISO 8601, UTC
+    size: int | None = None  # bytes the snapshot holds (VM state / COW space)
+    origin: str | None = None  # the volume it belongs to
+    fill: float | None = None  # percent of its space used (classic LVM snapshots)
+    valid: bool = True  # False for a full (invalidated) classic snapshot

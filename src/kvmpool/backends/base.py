@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from kvmpool.copy import Progress
 from kvmpool.host.run import Runner
-from kvmpool.model import PoolDef, VolumeDef
+from kvmpool.model import PoolDef, Snapshot, VolumeDef
 
 
 class Overwrite(StrEnum):
@@ -60,3 +61,50 @@ class Backend(Protocol):
     def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None: ...
 
     def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None: ...
+
+
+# ---------------------------------------------------------------- optional abilities
+# A backend implements these only where caps.TABLE declares the ability; a unit test
+# keeps the two in step.
+
+
+class Reflink(StrEnum):
+    """Clone's extent sharing: try it and fall back to a copy (AUTO), insist, or never."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+@runtime_checkable
+class Cloner(Protocol):
+    def create_volume_from(
+        self, pool: PoolDef, vol: VolumeDef, source: VolumeDef, *, reflink: Reflink,
+        prealloc_metadata: bool, progress: Progress | None,
+    ) -> None:
+        """Create ``vol`` holding the data of ``source`` (which may live in another pool)."""
+
+
+@runtime_checkable
+class Resizer(Protocol):
+    def resize_volume(
+        self, pool: PoolDef, vol: VolumeDef, capacity: int, *, shrink: bool, allocate: bool
+    ) -> None: ...
+
+
+@runtime_checkable
+class Wiper(Protocol):
+    def wipe_volume(
+        self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
+    ) -> None: ...
+
+
+@runtime_checkable
+class Snapshotter(Protocol):
+    def list_snapshots(self, pool: PoolDef, vol: VolumeDef) -> list[Snapshot]: ...
+
+    def create_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
+
+    def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
+
+    def delete_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...

@@ -6,10 +6,11 @@ import dataclasses
 import errno
 import os
 
-from kvmpool.backends import files
-from kvmpool.backends.base import Context, CreateOptions, Overwrite
+from kvmpool.backends import fileops, files
+from kvmpool.backends.base import Context, CreateOptions, Overwrite, Reflink
+from kvmpool.copy import Progress
 from kvmpool.errors import InvalidArgument, InvalidState, KvmpoolError
-from kvmpool.model import Permissions, PoolDef, VolumeDef
+from kvmpool.model import Permissions, PoolDef, Snapshot, VolumeDef
 
 DEFAULT_DIR_MODE = 0o711
 
@@ -86,6 +87,37 @@ class DirBackend:
 
     def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
         files.delete(self.ctx.runner, vol)
+
+    # optional abilities (declared in caps.TABLE)
+
+    def create_volume_from(
+        self, pool: PoolDef, vol: VolumeDef, source: VolumeDef, *, reflink: Reflink,
+        prealloc_metadata: bool, progress: Progress | None,
+    ) -> None:
+        fileops.clone(self.ctx.runner, target_of(pool), source, vol, reflink=reflink,
+                      prealloc_metadata=prealloc_metadata, progress=progress)
+
+    def resize_volume(
+        self, pool: PoolDef, vol: VolumeDef, capacity: int, *, shrink: bool, allocate: bool
+    ) -> None:
+        fileops.resize(self.ctx.runner, vol, capacity, shrink=shrink, allocate=allocate)
+
+    def wipe_volume(
+        self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
+    ) -> None:
+        fileops.wipe(self.ctx.runner, vol, algorithm, progress)
+
+    def list_snapshots(self, pool: PoolDef, vol: VolumeDef) -> list[Snapshot]:
+        return fileops.snapshots(self.ctx.runner, vol)
+
+    def create_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:
+        fileops.snapshot(self.ctx.runner, vol, "create", name)
+
+    def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:
+        fileops.snapshot(self.ctx.runner, vol, "apply", name)
+
+    def delete_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:
+        fileops.snapshot(self.ctx.runner, vol, "delete", name)
 
 
 def make_target(ctx: Context, path: str, perms: Permissions | None) -> None:

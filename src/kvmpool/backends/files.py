@@ -176,7 +176,7 @@ def create(
                 os.mkdir(path, mode)
             except FileExistsError:
                 raise AlreadyExists(f"storage volume '{vol.name}' exists already") from None
-            _chown(path, perms)
+            chown(path, perms)
         return path
     if vol.target.encryption is not None:
         raise Unsupported("kvmpool cannot create encrypted volumes yet")
@@ -192,8 +192,8 @@ def create(
             err.message = err.message.replace(tmp, path)
             raise
         os.chmod(tmp, mode)
-        _chown(tmp, perms)
-        _publish(tmp, path, vol.name)
+        chown(tmp, perms)
+        publish(tmp, path, vol.name)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -237,28 +237,17 @@ def allocate(fd: int, length: int) -> None:
         offset += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), length - offset)], offset)
 
 
-def _qemu_img_builder(
-    runner: Runner, directory: str, vol: VolumeDef, fmt: str, options: CreateOptions
-) -> Callable[[str, int], None]:
-    if fmt not in QEMU_IMG_FORMATS:
-        raise InvalidArgument(f"unknown volume format '{fmt}'")
-    t = vol.target
+def qemu_img_options(
+    fmt: str, t: VolTarget, capacity: int | None, allocation: int | None,
+    prealloc_metadata: bool,
+) -> list[str]:
+    """The ``-o`` options for a new image of format ``fmt``, in libvirt's order."""
     opts: list[str] = []
-    backing = backing_fmt = None
-    if vol.backing_store is not None and vol.backing_store.path:
-        backing = vol.backing_store.path
-        if not os.path.isabs(backing):
-            backing = os.path.join(directory, backing)
-        if not os.access(backing, os.R_OK):
-            raise InvalidArgument(f"inaccessible backing store volume {backing}")
-        backing_fmt = vol.backing_store.format or _probed_format(backing)
-    if options.prealloc_metadata:
-        if backing is not None:
-            raise InvalidArgument("metadata preallocation conflicts with backing store")
+    if prealloc_metadata:
         if fmt != "qcow2":
             raise InvalidArgument("metadata preallocation only available with qcow2")
-        allocation = vol.capacity if vol.allocation is None else vol.allocation
-        below = vol.capacity is not None and allocation is not None and allocation < vol.capacity
+        alloc = capacity if allocation is None else allocation
+        below = capacity is not None and alloc is not None and alloc < capacity
         opts.append("preallocation=metadata" if below else "preallocation=falloc")
     if t.nocow:
         opts.append("nocow=on")
@@ -275,6 +264,26 @@ def _qemu_img_builder(
             opts.append("extended_l2=on")
     elif t.compat or t.cluster_size or t.lazy_refcounts or t.extended_l2:
         raise InvalidArgument(f"compat, clusterSize and features apply to qcow2, not {fmt}")
+    return opts
+
+
+def _qemu_img_builder(
+    runner: Runner, directory: str, vol: VolumeDef, fmt: str, options: CreateOptions
+) -> Callable[[str, int], None]:
+    if fmt not in QEMU_IMG_FORMATS:
+        raise InvalidArgument(f"unknown volume format '{fmt}'")
+    backing = backing_fmt = None
+    if vol.backing_store is not None and vol.backing_store.path:
+        backing = vol.backing_store.path
+        if not os.path.isabs(backing):
+            backing = os.path.join(directory, backing)
+        if not os.access(backing, os.R_OK):
+            raise InvalidArgument(f"inaccessible backing store volume {backing}")
+        backing_fmt = vol.backing_store.format or _probed_format(backing)
+        if options.prealloc_metadata:
+            raise InvalidArgument("metadata preallocation conflicts with backing store")
+    opts = qemu_img_options(fmt, vol.target, vol.capacity, vol.allocation,
+                            options.prealloc_metadata)
     if vol.capacity is None and backing is None:
         raise InvalidArgument("volume capacity required for this storage pool")
 
@@ -294,14 +303,14 @@ def _probed_format(path: str) -> str:
         raise InvalidArgument(f"inaccessible backing store volume {path}: {err.strerror}") from None
 
 
-def _chown(path: str, perms: Permissions | None) -> None:
+def chown(path: str, perms: Permissions | None) -> None:
     if perms is None or (perms.owner is None and perms.group is None):
         return
     os.chown(path, -1 if perms.owner is None else perms.owner,
              -1 if perms.group is None else perms.group)
 
 
-def _publish(tmp: str, path: str, name: str) -> None:
+def publish(tmp: str, path: str, name: str) -> None:
     """Give the finished file its real name, never replacing an existing one."""
     try:
         os.link(tmp, path)

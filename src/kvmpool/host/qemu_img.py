@@ -47,3 +47,43 @@ def classify(result: Completed, err: HostCommandFailed) -> KvmpoolError:
             hint="stop the guest using it first",
         )
     return err
+
+
+def convert_argv(
+    src: str, src_format: str, dst: str, dst_format: str, *, options: Sequence[str] = (),
+    progress: bool = False,
+) -> list[str]:
+    """``qemu-img convert`` into an existing (pre-created) or new target; zeros stay holes."""
+    argv = [QEMU_IMG, "convert", "-f", src_format, "-O", dst_format]
+    if progress:
+        argv.append("-p")
+    if options:
+        argv += ["-o", ",".join(options)]
+    return [*argv, src, dst]
+
+
+def resize_argv(path: str, fmt: str, size: int, *, shrink: bool = False) -> list[str]:
+    """``qemu-img resize`` to ``size`` bytes, rounded up to a 512-byte sector as libvirt does."""
+    size = (size + 511) // 512 * 512
+    argv = [QEMU_IMG, "resize", "-q", "-f", fmt]
+    if shrink:
+        argv.append("--shrink")
+    return [*argv, path, str(size)]
+
+
+def info_argv(path: str, fmt: str) -> list[str]:
+    """``qemu-img info`` of a trusted volume, format given (never probed), shared lock."""
+    return [QEMU_IMG, "info", "--output=json", "-U", "-f", fmt, path]
+
+
+def snapshot_argv(action: str, path: str, name: str | None = None) -> list[str]:
+    """``qemu-img snapshot``: action is one of create, apply, delete (internal snapshots)."""
+    flag = {"create": "-c", "apply": "-a", "delete": "-d"}[action]
+    assert name is not None
+    # qemu-img snapshot has no -f: the format is forced through --image-opts instead.
+    return [QEMU_IMG, "snapshot", "-q", "--image-opts", flag, name, image_opts("qcow2", path)]
+
+
+def image_opts(fmt: str, path: str) -> str:
+    """An --image-opts string naming the format, so qemu-img never probes it."""
+    return f"driver={fmt},file.driver=file,file.filename={path.replace(',', ',,')}"
