@@ -82,7 +82,7 @@ def qcow2(
             h += bytes([compression]) + bytes(7)
     h += exts + (backing or b"")
     if crypt == 2:  # the LUKS header the encryption extension points at
-        h += bytes(3 * cluster - len(h)) + luks(8)
+        h += bytes(3 * cluster - len(h)) + luks()
     return h + bytes(-len(h) % 512)
 
 
@@ -93,9 +93,10 @@ def qcow1(size: int, backing: bytes = b"", crypt: int = 0) -> bytes:
 
 
 def qed(
-    size: int, *, backing: bytes = b"", raw_backing: bool = False, cluster: int = 65536
+    size: int, *, backing: bytes = b"", raw_backing: bool = False, cluster: int = 4096
 ) -> bytes:
     features = (1 if backing else 0) | (4 if raw_backing else 0)
+    # header cluster, then a 4-cluster L1 table
     h = struct.pack(
         "<4sIIIQQQQQII",
         b"QED\0",
@@ -105,12 +106,12 @@ def qed(
         features,
         0,
         0,
-        4 * cluster,
+        cluster,
         size,
         64 if backing else 0,
         len(backing),
     )
-    return h + backing + bytes(4096 - len(h) - len(backing))
+    return h + backing + bytes(5 * max(cluster, 4096) - len(h) - len(backing))
 
 
 def vpc_footer(
@@ -169,12 +170,27 @@ def parallels(sectors: int, *, old: bool = False, tracks: int = 2048) -> bytes:
     return h + bytes(512 - len(h))
 
 
-def luks(payload_sectors: int, version: int = 1) -> bytes:
+def luks(
+    payload_sectors: int = 4040,
+    version: int = 1,
+    *,
+    key_bytes: int = 64,
+    cipher: bytes = b"aes",
+    mode: bytes = b"xts-plain64",
+    hash_: bytes = b"sha256",
+) -> bytes:
     h = bytearray(592)
     h[0:6] = b"LUKS\xba\xbe"
     struct.pack_into(">H", h, 6, version)
-    h[8:11] = b"aes"
-    struct.pack_into(">I", h, 104, payload_sectors)
+    h[8 : 8 + len(cipher)] = cipher
+    h[40 : 40 + len(mode)] = mode
+    h[72 : 72 + len(hash_)] = hash_
+    struct.pack_into(">II", h, 104, payload_sectors, key_bytes)
+    struct.pack_into(">I", h, 164, 1000)
+    for i in range(8):
+        state, iters = (0x00AC71F3, 5000) if i == 0 else (0x0000DEAD, 0)
+        struct.pack_into(">II", h, 208 + 48 * i, state, iters)
+        struct.pack_into(">II", h, 208 + 48 * i + 40, 8 + 504 * i, 4000)
     return bytes(h)
 
 
@@ -378,7 +394,7 @@ def test_qcow2_encryption(tmp_path: Path) -> None:
     assert (info.encryption, info.corrupt) == ("luks", None)
     no_luks = bytearray(qcow2(MiB, crypt=2))
     no_luks[3 * 65536] = 0
-    assert "LUKS1" in (probe(write(tmp_path / "n", bytes(no_luks))).corrupt or "")
+    assert "no LUKS header" in (probe(write(tmp_path / "n", bytes(no_luks))).corrupt or "")
     assert probe(write(tmp_path / "a", qcow2(MiB, crypt=1))).encryption == "qcow"
     assert "encryption" in (probe(write(tmp_path / "x", qcow2(MiB, crypt=7))).corrupt or "")
 
@@ -459,6 +475,9 @@ def test_qed_backing_format_only_raw(tmp_path: Path) -> None:
     assert other.backing is not None and other.backing.format is None
     assert probe(write(tmp_path / "c", qed(1000))).corrupt is not None  # not whole sectors
     assert probe(write(tmp_path / "d", qed(MiB, cluster=3000))).corrupt is not None
+    assert probe(write(tmp_path / "e", qed(MiB))).corrupt is None
+    short = qed(MiB)[: 3 * 4096]  # the L1 table runs past the end of the file
+    assert "L1" in (probe(write(tmp_path / "f", short)).corrupt or "")
 
 
 def test_cow(tmp_path: Path) -> None:
@@ -635,6 +654,40 @@ def test_luks(tmp_path: Path) -> None:
     assert (info.format, info.capacity, info.encryption) == ("luks", 4 * MiB, "luks")
     past = probe(write(tmp_path / "p", luks(1 << 20), size=MiB))
     assert past.corrupt is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"payload_sectors": 8}, "overlaps the payload"),
+        ({"payload_sectors": 4}, "overlaps the LUKS header"),
+        ({"key_bytes": 20}, "key size"),
+        ({"cipher": b"rot13"}, "not supported"),
+        ({"mode": b"xts-foo"}, "IV generator"),
+        ({"mode": b"cbc-essiv:sha224", "key_bytes": 32}, "ESSIV"),
+        ({"mode": b"gcm-plain64"}, "cipher mode"),
+        ({"hash_": b"crc32"}, "hash"),
+    ],
+)
+def test_luks_header_checks(tmp_path: Path, kwargs: dict, reason: str) -> None:
+    info = probe(write(tmp_path / "l", luks(**kwargs), size=4 * MiB))
+    assert info.format == "luks" and reason in (info.corrupt or "")
+
+
+def test_luks_slot_checks(tmp_path: Path) -> None:
+    good = luks(mode=b"cbc-essiv:sha256", key_bytes=32)
+    assert probe(write(tmp_path / "ok", good, size=4 * MiB)).corrupt is None
+    for offset, value, reason in [
+        (208 + 48 + 44, 3999, "stripes"),
+        (208 + 48, 7, "state"),
+        (208 + 4, 0, "iteration"),
+        (208 + 48 + 40, 8, "overlap"),
+        (164, 0, "digest iteration"),
+    ]:
+        data = bytearray(luks())
+        struct.pack_into(">I", data, offset, value)
+        info = probe(write(tmp_path / "bad", bytes(data), size=4 * MiB))
+        assert reason in (info.corrupt or ""), (offset, info.corrupt)
     v2 = probe(write(tmp_path / "v2", luks(0, version=2), size=MiB))
     assert v2.format == "luks" and "LUKS version 2" in (v2.corrupt or "")
 

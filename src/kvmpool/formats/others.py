@@ -6,6 +6,7 @@ qemu makes on open so that images qemu refuses are reported ``corrupt``.
 
 from __future__ import annotations
 
+from kvmpool.formats import luks
 from kvmpool.formats._buf import Source, Truncated, be16, be32, be64, cstr, le32, le64
 from kvmpool.formats.info import ImageInfo
 
@@ -124,12 +125,19 @@ def parse_luks(src: Source) -> ImageInfo:
             subformat=f"luks{version}",
             corrupt=f"LUKS version {version} (qemu opens only LUKS1)",
         )
+    if len(h) < luks.HEADER_LEN:
+        raise Truncated("LUKS header is 592 bytes")
     payload = be32(h, 104) * 512
+    problems = luks.header_problems(h)
     if payload > src.size:
-        return ImageInfo(
-            "luks", 0, encryption="luks", corrupt="LUKS payload offset lies past the end"
-        )
-    return ImageInfo(format="luks", capacity=ceil512(src.size - payload), encryption="luks")
+        problems.append("LUKS payload offset lies past the end")
+        return ImageInfo("luks", 0, encryption="luks", corrupt=_join(problems))
+    return ImageInfo(
+        format="luks",
+        capacity=ceil512(src.size - payload),
+        encryption="luks",
+        corrupt=_join(problems),
+    )
 
 
 # ---------------------------------------------------------------- iso, dmg

@@ -14,7 +14,8 @@ qemu refuses is reported ``corrupt`` here too.
 
 from __future__ import annotations
 
-from kvmpool.formats._buf import Source, Truncated, be16, be32, be64, cstr, le32, le64
+from kvmpool.formats import luks
+from kvmpool.formats._buf import Source, Truncated, be32, be64, cstr, le32, le64
 from kvmpool.formats._paths import backing_ref
 from kvmpool.formats.info import BackingRef, ImageInfo
 
@@ -178,11 +179,10 @@ def parse_qcow2(src: Source) -> ImageInfo:
     elif crypt == 2:
         # qemu reads the LUKS header even to report sizes; one small read (encrypted only).
         try:
-            luks = src.read(fde_off, 8)
+            luks_header = src.read(fde_off, luks.HEADER_LEN)
         except Truncated:
-            luks = b""
-        if luks[:6] != b"LUKS\xba\xbe" or be16(luks, 6) != 1:
-            problems.append("no LUKS1 header where the encryption extension points")
+            luks_header = b""
+        problems.extend(luks.header_problems(luks_header))
 
     extra: tuple[str, ...] = ()
     if incompat & _INCOMPAT_DATA_FILE:
@@ -261,6 +261,19 @@ def _pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
+def _qed_table_ok(offset: int, cluster: int, table_size: int, header_size: int, size: int) -> bool:
+    """qemu's rule: first and last cluster of the table aligned, after the header, in the file.
+
+    (A one-cluster table fails qemu's overflow test too, so it is refused as qemu does.)
+    """
+    end = offset + (table_size - 1) * cluster
+    if end <= offset:
+        return False
+    file_end = size - size % cluster
+    header = header_size * cluster
+    return all(off % cluster == 0 and header <= off < file_end for off in (offset, end))
+
+
 def parse_qed(src: Source) -> ImageInfo:
     h = src.head
     cluster = le32(h, 4)
@@ -279,6 +292,8 @@ def parse_qed(src: Source) -> ImageInfo:
             problems.append("invalid virtual size")
     if features & ~0x7:
         problems.append(f"unsupported features 0x{features & ~0x7:x}")
+    if not problems and not _qed_table_ok(le64(h, 40), cluster, table_size, header_size, src.size):
+        problems.append("L1 table offset is invalid")
     backing: BackingRef | None = None
     if features & _QED_F_BACKING:
         off = le32(h, 56)
