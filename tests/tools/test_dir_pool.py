@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from tests.conftest import Kvmpool, tree
 
 from kvmpool import xml
@@ -122,6 +123,9 @@ def test_everything_printed_validates_against_libvirts_schemas(
     for name in ("a.img", "b.qcow2", "c.qcow2", "d"):
         xml.validate(kvmpool("vol-dumpxml", name, "--pool", "guest").out, "volume")
     xml.validate(kvmpool("vol-create-as", "guest", "e", "1M", "--print-xml").out, "volume")
+    schema = etree.RelaxNG(etree.parse("/usr/share/libvirt/schemas/storagepoolcaps.rng"))
+    caps = etree.fromstring(kvmpool("pool-capabilities").out.encode())
+    assert schema.validate(caps), schema.error_log
 
 
 @pytest.mark.parametrize(
