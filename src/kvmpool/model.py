@@ -238,6 +238,7 @@ class VolumeDef:
     source: tuple[ExtentDevice, ...] = ()
     target: VolTarget = field(default_factory=VolTarget)
     backing_store: VolTarget | None = None
+    problem: str | None = None  # why the image looks damaged (not in libvirt's XML)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from tests.conftest import Kvmpool, tree
 
 from kvmpool import xml
 from kvmpool.errors import LockBusy
 from kvmpool.lock import locked
+from tests.conftest import Kvmpool, tree
 
 pytestmark = pytest.mark.tools
 MiB = 1024 * 1024
@@ -331,3 +331,16 @@ def test_debug_shows_the_host_command(kvmpool: Kvmpool, pool: Path, tmp_path: Pa
                    "</volume>")
     err = kvmpool("--debug", "vol-create", "guest", str(bad), ok=False).err
     assert "debug: ran qemu-img create" in err and "exit 1" in err
+
+
+def test_damaged_images_are_listed_as_such(kvmpool: Kvmpool, pool: Path) -> None:
+    kvmpool("vol-create-as", "guest", "good.qcow2", "1M", "--format", "qcow2")
+    (pool / "trunc.qcow2").write_bytes((pool / "good.qcow2").read_bytes()[:100])
+    (pool / "hostile.qcow2").write_bytes(b"QFI\xfb\x00\x00\x00\x03" + b"\xff" * 2000)
+    result = kvmpool("vol-list", "guest", "--details")
+    assert "volume 'trunc.qcow2' looks damaged" in result.err
+    assert "volume 'hostile.qcow2' looks damaged" in result.err
+    assert " good.qcow2 " in result.out and " trunc.qcow2 " in result.out
+    data = {v["name"]: v for v in json.loads(kvmpool("vol-list", "guest", "--json").out)}
+    assert data["good.qcow2"]["problem"] is None
+    assert data["hostile.qcow2"]["problem"] and data["hostile.qcow2"]["capacity"] == 0

@@ -97,6 +97,8 @@ def describe(path: str, name: str) -> VolumeDef | None:
     except OSError:
         return None
     capacity = st.st_size if info.format in ("raw", "iso") else info.capacity
+    if info.corrupt is not None:
+        capacity = 0  # a damaged header's sizes mean nothing
     backing = None
     if info.backing is not None:
         backing = _backing_target(info.backing)
@@ -119,6 +121,7 @@ def describe(path: str, name: str) -> VolumeDef | None:
             has_features=info.compat == "1.1",
         ),
         backing_store=backing,
+        problem=info.corrupt,
     )
 
 

@@ -8,7 +8,7 @@ import click
 
 from kvmpool import xml
 from kvmpool.backends.base import CreateOptions
-from kvmpool.cli.main import Session, cli, failing
+from kvmpool.cli.main import Session, cli, failing, warn
 from kvmpool.cli.output import emit_json, info_lines, size, table
 from kvmpool.cli.pools import json_option, pass_session
 from kvmpool.cli.virsh import command
@@ -138,6 +138,9 @@ def vol_list(session: Session, pool: str, details: bool, as_json: bool) -> None:
         _, vols = session.manager.volumes(pool, details=details or as_json)
     if as_json:
         return emit_json([_vol_json(v) for v in vols])
+    for v in vols:
+        if v.problem:
+            warn(f"volume '{v.name}' looks damaged: {v.problem}")
     if details:
         header = ["Name", "Path", "Type", "Capacity", "Allocation"]
         rows = [[v.name, v.target.path or "", v.type.value, size(v.capacity or 0, False),
@@ -157,7 +160,8 @@ def _vol_json(vol: VolumeDef) -> dict[str, object]:
     return {"name": vol.name, "path": vol.target.path, "key": vol.key, "type": vol.type.value,
             "format": vol.target.format, "capacity": vol.capacity,
             "allocation": _allocation(vol), "physical": vol.physical,
-            "backing": vol.backing_store.path if vol.backing_store else None}
+            "backing": vol.backing_store.path if vol.backing_store else None,
+            "problem": vol.problem}
 
 
 def _find(session: Session, vol: str, pool: str | None) -> VolumeDef:
@@ -177,6 +181,8 @@ def vol_info(session: Session, vol: str, pool: str | None, as_bytes: bool, physi
     v = _find(session, vol, pool)
     if as_json:
         return emit_json(_vol_json(v))
+    if v.problem:
+        warn(f"volume '{v.name}' looks damaged: {v.problem}")
     suffix = " bytes" if as_bytes else ""
     last = ("Physical", size(v.physical, as_bytes, suffix)) if physical else (
         "Allocation", size(_allocation(v), as_bytes, suffix))
