@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from kvmpool.errors import Unsupported
 from kvmpool.model import PoolDef, PoolType
+from kvmpool.xml.types import DISK_VOL_FORMATS
 
 
 class Ability(StrEnum):
@@ -57,6 +58,8 @@ _FILE = TypeCaps(
 
 TABLE: dict[PoolType, TypeCaps] = {
     PoolType.DIR: _FILE,
+    PoolType.FS: _FILE,
+    PoolType.DISK: TypeCaps(frozenset({Ability.BUILD, Ability.DELETE, Ability.CREATE_VOLUME, Ability.DELETE_VOLUME}), DISK_VOL_FORMATS, True),  # noqa: E501
 }
 
 _NONE = TypeCaps(frozenset(), (), False)

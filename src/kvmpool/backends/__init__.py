@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kvmpool.backends.base import Backend, Context
 from kvmpool.backends.dir import DirBackend
+from kvmpool.backends.disk import DiskBackend
+from kvmpool.backends.fs import FsBackend
 from kvmpool.caps import require_backend
 from kvmpool.model import PoolDef, PoolType
 
-_REGISTRY: dict[PoolType, type[DirBackend]] = {
+_REGISTRY: dict[PoolType, Callable[[Context], Backend]] = {
     PoolType.DIR: DirBackend,
+    PoolType.FS: FsBackend,
+    PoolType.DISK: DiskBackend,
 }
 
 
