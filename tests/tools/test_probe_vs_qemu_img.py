@@ -32,14 +32,18 @@ SECRET = "sec0"
 
 
 def qemu_img(*args: str | os.PathLike[str], cwd: Path | None = None) -> str:
-    proc = subprocess.run(
-        ["qemu-img", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, "LC_ALL": "C"},
-    )
+    for _attempt in range(5):
+        proc = subprocess.run(
+            ["qemu-img", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=cwd,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+        # LUKS creation times PBKDF2 with getrusage(); on a loaded host that can fail.
+        if "Unable to get accurate CPU usage" not in proc.stderr:
+            break
     assert proc.returncode == 0, f"qemu-img {args}: {proc.stderr}"
     return proc.stdout
 
@@ -427,7 +431,11 @@ PATCHES = [
     ("vdi", 0x170, "<Q", 1 << 40),  # larger than the block map
     ("parallels", 28, "<I", 0),  # sectors per cluster
     ("vhdx", 64 * 1024 + 100, "<B", 1),  # header 1 CRC: header 2 still good
+    ("vhdx", 64 * 1024 + 66, "<H", 2),  # header 1 version: header 2 still good
+    ("vhdx", 192 * 1024 + 2000, "<B", 1),  # region table CRC
+    ("vhdx", 192 * 1024 + 8, "<I", 5000),  # region entry count
     ("vpc", 64, ">I", 1),  # footer checksum at offset 0
+    ("vpc", 60, ">I", 2),  # disk type "fixed" in the offset-0 copy: qemu still reads it dynamic
 ]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from kvmpool.formats import BackingRef, ImageInfo, probe, probe_fd, qemu_format
 from kvmpool.formats._paths import is_protocol, resolve
-from kvmpool.formats.microsoft import crc32c
+from kvmpool.formats._crc import crc32c
 
 MiB = 1 << 20
 
@@ -247,8 +247,10 @@ def vhdx(
     log_guid: bytes = bytes(16),
     block: int = 32 * MiB,
     sector: int = 512,
+    bat_len: int = MiB,
 ) -> bytes:
-    img = bytearray(1 * MiB + 64 * 1024)
+    """Headers, region table, log at 1 MiB, metadata at 2 MiB; the BAT (3 MiB) is not stored."""
+    img = bytearray(2 * MiB + 64 * 1024)
     img[0:8] = b"vhdxfile"
     for i, off in enumerate((64 << 10, 128 << 10)):
         hdr = bytearray(4096)
@@ -257,12 +259,15 @@ def vhdx(
         struct.pack_into("<HHIQ", hdr, 64, 0, 1, 64 * 1024, MiB)  # log: 64 KiB at 1 MiB
         struct.pack_into("<I", hdr, 4, crc32c(bytes(hdr)))
         img[off : off + 4096] = hdr
-    meta = 1 * MiB - 64 * 1024  # metadata region at 960 KiB, 64 KiB long
-    region = bytearray(4096)
-    struct.pack_into("<4sIII", region, 0, b"regi", 0, 1, 0)
-    region[16:32] = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le
-    struct.pack_into("<QII", region, 32, meta, 64 * 1024, 1)
-    img[192 << 10 : (192 << 10) + 4096] = region
+    meta = 2 * MiB
+    region = bytearray(64 * 1024)
+    struct.pack_into("<4sIII", region, 0, b"regi", 0, 2, 0)
+    region[16:32] = uuid.UUID("2DC27766-F623-4200-9D64-115E9BFD4A08").bytes_le
+    struct.pack_into("<QII", region, 32, 3 * MiB, bat_len, 1)
+    region[48:64] = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le
+    struct.pack_into("<QII", region, 64, meta, 64 * 1024, 1)
+    struct.pack_into("<I", region, 4, crc32c(bytes(region)))
+    img[192 << 10 : 256 << 10] = region
     table = bytearray(64 * 1024)
     table[0:8] = b"metadata"
     items = [
@@ -272,6 +277,8 @@ def vhdx(
             struct.pack("<II", block, (1 if fixed else 0) | (2 if parent else 0)),
         ),
         ("8141BF1D-A96F-4709-BA47-F233A8FAAB5F", struct.pack("<I", sector)),
+        ("CDA348C7-445D-4471-9CC9-E9885251C556", struct.pack("<I", 4096)),
+        ("BECA12AB-B2E6-4523-93EF-C309E000C746", bytes(16)),
     ]
     struct.pack_into("<HH", table, 8, 0, len(items))
     data_off = 4096
@@ -623,7 +630,7 @@ def test_vhdx_bad_crc_and_log(tmp_path: Path) -> None:
     assert "header" in (probe(write(tmp_path / "b", bytes(data))).corrupt or "")
     guid = uuid.uuid4().bytes
     logged = bytearray(vhdx(MiB, log_guid=guid))
-    logged[MiB : MiB + 4] = b"loge"
+    logged[MiB : MiB + 4] = b"loge"  # the log region starts at 1 MiB
     logged[MiB + 32 : MiB + 48] = guid
     assert "replay" in (probe(write(tmp_path / "c", bytes(logged))).corrupt or "")
     # a log GUID with no matching entry: nothing to replay
@@ -862,3 +869,34 @@ def test_vmdk_vmfs_descriptor(tmp_path: Path) -> None:
     assert "invalid extent line" in (bad.corrupt or "")
     nocid = probe(write(tmp_path / "n.vmdk", b'version=1\ncreateType="vmfs"\n'))
     assert "CID" in (nocid.corrupt or "")
+
+
+def _resign_region(data: bytearray) -> None:
+    region = 192 << 10
+    struct.pack_into("<I", data, region + 4, 0)
+    struct.pack_into("<I", data, region + 4, crc32c(bytes(data[region : region + (64 << 10)])))
+
+
+def test_vhdx_structure_checks(tmp_path: Path) -> None:
+    data = bytearray(vhdx(MiB))
+    data[(192 << 10) + 1000] = 1  # region table CRC no longer matches
+    assert "region table" in (probe(write(tmp_path / "a", bytes(data))).corrupt or "")
+
+    data = bytearray(vhdx(MiB))
+    struct.pack_into("<I", data, (192 << 10) + 8, 3)  # a third, unknown but required region
+    data[(192 << 10) + 80 : (192 << 10) + 96] = uuid.uuid4().bytes
+    struct.pack_into("<QII", data, (192 << 10) + 96, 8 * MiB, MiB, 1)
+    _resign_region(data)
+    assert "unknown required" in (probe(write(tmp_path / "b", bytes(data))).corrupt or "")
+
+    data = bytearray(vhdx(MiB))
+    struct.pack_into("<Q", data, (192 << 10) + 64, 512 << 10)  # metadata inside the header area
+    _resign_region(data)
+    assert "overlapping" in (probe(write(tmp_path / "c", bytes(data))).corrupt or "")
+
+    data = bytearray(vhdx(MiB))
+    struct.pack_into("<H", data, 2 * MiB + 10, 4)  # drop the page-83 item
+    assert "missing" in (probe(write(tmp_path / "d", bytes(data))).corrupt or "")
+
+    small_bat = probe(write(tmp_path / "e", vhdx(1 << 50, bat_len=4096)))
+    assert small_bat.capacity == 1 << 50 and "allocation table" in (small_bat.corrupt or "")

@@ -15,12 +15,10 @@ give the virtual size and the fixed/has-parent flags. GUIDs are stored mixed-end
 
 from __future__ import annotations
 
-import array
-import functools
-import struct
 import uuid
 
 from kvmpool.formats._buf import Source, Truncated, be16, be32, be64, le16, le32, le64
+from kvmpool.formats._crc import crc32c
 from kvmpool.formats.info import ImageInfo
 
 VPC_COOKIE = b"conectix"
@@ -97,143 +95,155 @@ _MAX_VHDX_SIZE = 64 << 40
 _MAX_LOG_SCAN = 16 << 20
 
 
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return tuple(table)
-
-
-_CRC32C = _crc32c_table()
-
-
-@functools.cache
-def _crc32c_tables() -> tuple[array.array[int], array.array[int]]:
-    """Constant tables for four bytes per step (512 KiB, built on the first VHDX probed).
-
-    ``lo[x]`` advances the CRC over two bytes ``x``, ``hi[x]`` over two bytes ``x``
-    followed by two zero bytes; a 32-bit word is then two lookups.
-    """
-    b = _CRC32C
-    lo = array.array(
-        "I", (b[(b[x & 0xFF] ^ (x >> 8)) & 0xFF] ^ (b[x & 0xFF] >> 8) for x in range(65536))
-    )
-    hi = array.array("I", (lo[lo[x] & 0xFFFF] ^ (lo[x] >> 16) for x in range(65536)))
-    return lo, hi
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as VHDX uses for its headers."""
-    crc = 0xFFFFFFFF
-    lo, hi = _crc32c_tables()
-    whole = len(data) - len(data) % 4
-    for word in struct.unpack(f"<{whole // 4}I", data[:whole]):
-        word ^= crc
-        crc = hi[word & 0xFFFF] ^ lo[word >> 16]
-    for byte in data[whole:]:
-        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
 def _header_ok(block: bytes) -> bool:
-    if len(block) < 4096 or block[:4] != b"head":
+    if len(block) < 4096 or block[:4] != b"head" or le16(block, 66) != 1:
         return False
     return crc32c(block[:4] + b"\0\0\0\0" + block[8:4096]) == le32(block, 4)
 
 
+def _pick_header(h1: bytes, h2: bytes) -> bytes | None:
+    """qemu's rule: the valid header with the higher sequence; equal ones must be identical."""
+    ok1, ok2 = _header_ok(h1), _header_ok(h2)
+    if ok1 and ok2:
+        s1, s2 = le64(h1, 8), le64(h2, 8)
+        if s1 == s2:
+            return h1 if h1[:80] == h2[:80] else None
+        return h1 if s1 > s2 else h2
+    return h1 if ok1 else (h2 if ok2 else None)
+
+
+def _overlaps(regions: list[tuple[int, int]], start: int, length: int) -> bool:
+    end = start + length
+    return any(not (start >= r_end or end <= r_start) for r_start, r_end in regions)
+
+
+_REGION_BAT = uuid.UUID("2DC27766-F623-4200-9D64-115E9BFD4A08")
+_ITEM_PAGE83 = uuid.UUID("BECA12AB-B2E6-4523-93EF-C309E000C746")
+_ITEM_PHYSICAL_SECTOR = uuid.UUID("CDA348C7-445D-4471-9CC9-E9885251C556")
+_ITEM_PARENT_LOCATOR = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
+_REQUIRED_ITEMS = {
+    _ITEM_FILE_PARAMS,
+    _ITEM_DISK_SIZE,
+    _ITEM_PAGE83,
+    _ITEM_LOGICAL_SECTOR,
+    _ITEM_PHYSICAL_SECTOR,
+}
+_KNOWN_ITEMS = _REQUIRED_ITEMS | {_ITEM_PARENT_LOCATOR}
+
+
+def _bad(reason: str, size: int = 0, block: int | None = None) -> ImageInfo:
+    return ImageInfo("vhdx", size, cluster_size=block, corrupt=reason)
+
+
 def parse_vhdx(src: Source) -> ImageInfo:
-    area = src.read(64 << 10, 132 << 10) if src.size >= (196 << 10) else b""
-    if not area:
-        return ImageInfo("vhdx", 0, corrupt="file too small for VHDX headers")
-    # The valid header with the higher sequence number wins; check the likelier one first
-    # (a CRC over 4 KiB is the most expensive step of probing, so do it once if we can).
-    h1, h2 = area[: 4 << 10], area[64 << 10 : 68 << 10]
-    seq1 = le64(h1, 8) if h1[:4] == b"head" else -1
-    seq2 = le64(h2, 8) if h2[:4] == b"head" else -1
-    first, second = (h2, h1) if seq2 > seq1 else (h1, h2)
-    if _header_ok(first):
-        hdr = first
-    elif _header_ok(second):
-        hdr = second
-    else:
-        return ImageInfo("vhdx", 0, corrupt="no valid VHDX header")
-    problems: list[str] = []
-    log_guid = hdr[48:64]
-    if le16(hdr, 66) != 1:
-        problems.append(f"unsupported VHDX version {le16(hdr, 66)}")
-    if log_guid != _NULL_GUID:
-        # Rare (an unclean shutdown): look for a log entry that belongs to this log.
-        try:
-            log = src.read(le64(hdr, 72), min(le32(hdr, 68), _MAX_LOG_SCAN), limit=_MAX_LOG_SCAN)
-        except Truncated:
-            log = b""
-            problems.append("log lies past the end of the file")
-        for off in range(0, len(log) - 47, 4096):
-            if log[off : off + 4] == b"loge" and log[off + 32 : off + 48] == log_guid:
-                problems.append("log needs replay (qemu-img check -r all)")
-                break
+    """The checks qemu makes on open, short of reading the whole block allocation table."""
+    if src.size < (256 << 10):
+        return _bad("file too small for VHDX headers")
+    area = src.read(64 << 10, 192 << 10)  # headers at 64 and 128 KiB, region table at 192 KiB
+    hdr = _pick_header(area[: 4 << 10], area[64 << 10 : 68 << 10])
+    if hdr is None:
+        return _bad("no valid VHDX header")
+    regions = [(0, 1 << 20)]  # the header section
+    log_guid, log_len, log_off = hdr[48:64], le32(hdr, 68), le64(hdr, 72)
+    regions.append((log_off, log_off + log_len))
 
-    region = area[128 << 10 : 132 << 10]
-    if region[:4] != b"regi":
-        return ImageInfo("vhdx", 0, corrupt="invalid VHDX region table")
-    count = le32(region, 8)
+    table = area[128 << 10 :]
+    if table[:4] != b"regi" or crc32c(table[:4] + bytes(4) + table[8:]) != le32(table, 4):
+        return _bad("invalid VHDX region table")
+    count = le32(table, 8)
     if count > 2047:
-        return ImageInfo("vhdx", 0, corrupt="too many VHDX region table entries")
-    meta_off = meta_len = 0
-    for i in range(min(count, (len(region) - 16) // 32)):
+        return _bad("too many VHDX region table entries")
+    found: dict[uuid.UUID, tuple[int, int]] = {}
+    for i in range(count):
         e = 16 + 32 * i
-        if uuid.UUID(bytes_le=region[e : e + 16]) == _REGION_METADATA:
-            meta_off, meta_len = le64(region, e + 16), le32(region, e + 24)
-    if not meta_off:
-        return ImageInfo("vhdx", 0, corrupt="VHDX metadata region missing")
-    table = src.read(meta_off, 64 << 10)
-    if table[:8] != b"metadata":
-        return ImageInfo("vhdx", 0, corrupt="invalid VHDX metadata table")
-    items: dict[uuid.UUID, tuple[int, int]] = {}
-    for i in range(min(le16(table, 10), 2047)):
+        guid = uuid.UUID(bytes_le=table[e : e + 16])
+        start, length, flags = le64(table, e + 16), le32(table, e + 24), le32(table, e + 28)
+        if _overlaps(regions, start, length):
+            return _bad("overlapping VHDX regions")
+        regions.append((start, start + length))
+        if guid in (_REGION_BAT, _REGION_METADATA):
+            if guid in found:
+                return _bad("duplicate VHDX region")
+            found[guid] = (start, length)
+        elif flags & 1:
+            return _bad("unknown required VHDX region")
+    if _REGION_BAT not in found or _REGION_METADATA not in found:
+        return _bad("VHDX BAT or metadata region missing")
+
+    meta_off, meta_len = found[_REGION_METADATA]
+    meta = src.read(meta_off, 64 << 10)
+    if meta[:8] != b"metadata":
+        return _bad("invalid VHDX metadata table")
+    entries = le16(meta, 10)
+    if entries * 32 > (64 << 10) - 32:
+        return _bad("too many VHDX metadata entries")
+    items: dict[uuid.UUID, int] = {}
+    for i in range(entries):
         e = 32 + 32 * i
-        items[uuid.UUID(bytes_le=table[e : e + 16])] = (le32(table, e + 16), le32(table, e + 20))
+        guid = uuid.UUID(bytes_le=meta[e : e + 16])
+        if guid in _KNOWN_ITEMS:
+            if guid in items:
+                return _bad("duplicate VHDX metadata item")
+            items[guid] = le32(meta, e + 16)
+        elif le32(meta, e + 24) & 4:
+            return _bad("unknown required VHDX metadata item")
+    if not items.keys() >= _REQUIRED_ITEMS:
+        return _bad("required VHDX metadata item missing")
 
-    wanted = [
-        items[g] for g in (_ITEM_DISK_SIZE, _ITEM_FILE_PARAMS, _ITEM_LOGICAL_SECTOR) if g in items
-    ]
-    span_start = min((off for off, _ in wanted), default=0)
-    span_end = max((off + 8 for off, _ in wanted), default=0)
-    span = b""
-    if span_end > len(table) and span_end <= meta_len:
-        span = src.read(meta_off + span_start, span_end - span_start)  # one read for all items
+    # The items usually sit together (at 64 KiB into the region): one read for all.
+    lo = min(items[g] for g in _REQUIRED_ITEMS)
+    hi = max(items[g] for g in _REQUIRED_ITEMS) + 8
+    span = meta[lo:hi] if hi <= len(meta) else src.read(meta_off + lo, hi - lo, limit=meta_len)
 
-    def item(guid: uuid.UUID, length: int) -> bytes:
-        if guid not in items:
-            raise Truncated(f"VHDX metadata item {guid} missing")
-        off, ilen = items[guid]
-        if ilen < length or off + length > meta_len:
-            raise Truncated(f"VHDX metadata item {guid} out of range")
-        if off + length <= len(table):
-            return table[off : off + length]
-        if span and span_start <= off and off + length <= span_end:
-            return span[off - span_start : off - span_start + length]
-        return src.read(meta_off + off, length)
+    def item(guid: uuid.UUID, code: str) -> int:
+        off = items[guid] - lo
+        return le64(span, off) if code == "Q" else le32(span, off)
 
-    size = le64(item(_ITEM_DISK_SIZE, 8), 0)
-    params = item(_ITEM_FILE_PARAMS, 8)
-    block, flags = le32(params, 0), le32(params, 4)
-    sector = le32(item(_ITEM_LOGICAL_SECTOR, 4), 0)
-    if sector not in (512, 4096):
-        problems.append(f"invalid logical sector size {sector}")
-    if block < (1 << 20) or block > (256 << 20) or block & (block - 1):
-        problems.append(f"invalid block size {block}")
-    if size > _MAX_VHDX_SIZE:
-        problems.append("virtual size larger than 64 TiB")
+    size = item(_ITEM_DISK_SIZE, "Q")
+    block = item(_ITEM_FILE_PARAMS, "I")
+    flags = le32(span, items[_ITEM_FILE_PARAMS] - lo + 4)
+    sector = item(_ITEM_LOGICAL_SECTOR, "I")
+    capacity = size - size % 512
+    subformat = "fixed" if flags & 1 else "dynamic"
     if flags & 2:
-        problems.append("differencing VHDX (qemu does not support parents)")
+        subformat = "differencing"
+        reason = "differencing VHDX (qemu does not support parents)"
+        if _ITEM_PARENT_LOCATOR not in items:
+            reason = "differencing VHDX without a parent locator"
+        return ImageInfo("vhdx", capacity, cluster_size=block, subformat=subformat, corrupt=reason)
+    if not (1 << 20) <= block <= (256 << 20) or block & (block - 1):
+        return _bad(f"invalid VHDX block size {block}", capacity)
+    if sector not in (512, 4096):
+        return _bad(f"invalid VHDX logical sector size {sector}", capacity, block)
+    chunk_ratio = (1 << 23) * sector // block
+    if chunk_ratio & (chunk_ratio - 1):
+        return _bad("invalid VHDX chunk ratio", capacity, block)
+
+    problems: list[str] = []
+    if le16(hdr, 64) != 0:
+        problems.append("unsupported VHDX log version")
+    elif log_guid != _NULL_GUID and log_len:
+        if log_len % 4096:
+            problems.append("invalid VHDX log length")
+        else:
+            # Rare (an unclean shutdown): look for a log entry that belongs to this log.
+            try:
+                log = src.read(log_off, min(log_len, _MAX_LOG_SCAN), limit=_MAX_LOG_SCAN)
+            except Truncated:
+                log = b""
+                problems.append("log lies past the end of the file")
+            for off in range(0, len(log) - 47, 4096):
+                if log[off : off + 4] == b"loge" and log[off + 32 : off + 48] == log_guid:
+                    problems.append("log needs replay (qemu-img check -r all)")
+                    break
+    data_blocks = -(-size // block)
+    bat_entries = data_blocks + ((data_blocks - 1) >> (chunk_ratio.bit_length() - 1))
+    if bat_entries * 8 > found[_REGION_BAT][1]:
+        problems.append("VHDX block allocation table too small for the virtual size")
     return ImageInfo(
         format="vhdx",
-        capacity=size - size % 512,
+        capacity=capacity,
         cluster_size=block,
-        subformat="fixed" if flags & 1 else ("differencing" if flags & 2 else "dynamic"),
+        subformat=subformat,
         corrupt="; ".join(problems) or None,
     )
