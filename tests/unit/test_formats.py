@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kvmpool.formats import BackingRef, ImageInfo, probe, probe_fd, qemu_format
-from kvmpool.formats._paths import is_protocol, resolve
 from kvmpool.formats._crc import crc32c
+from kvmpool.formats._paths import is_protocol, resolve
 
 MiB = 1 << 20
 
