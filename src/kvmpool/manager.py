@@ -310,8 +310,10 @@ class Manager:
         pool = rec.current
         check_volume_name(vol.name)
         caps.require(pool, Ability.CREATE_VOLUME)
-        fmt = vol.target.format or caps.caps(pool.type).vol_formats[0]
-        caps.require_format(pool, fmt)
+        formats = caps.caps(pool.type).vol_formats
+        fmt = vol.target.format or (formats[0] if formats else None)
+        if fmt is not None:
+            caps.require_format(pool, fmt)
         vol = dataclasses.replace(vol, target=dataclasses.replace(vol.target, format=fmt))
         with self._pool_lock(rec):
             backend = self.backend(pool)
@@ -377,8 +379,12 @@ class Manager:
         check_volume_name(vol.name)
         caps.require_volume(src_rec.current, src.target.format, Ability.CLONE)
         caps.require(pool, Ability.CLONE)
-        fmt = vol.target.format or src.target.format or caps.caps(pool.type).vol_formats[0]
-        caps.require_format(pool, fmt)
+        formats = caps.caps(pool.type).vol_formats
+        fmt = None  # pool types without volume formats (logical) take raw data
+        if formats:
+            fmt = vol.target.format or src.target.format or formats[0]
+            fmt = "raw" if fmt == "iso" else fmt  # an ISO's bytes are a raw image
+            caps.require_format(pool, fmt)
         vol = dataclasses.replace(vol, target=dataclasses.replace(vol.target, format=fmt))
         backend = self.backend(pool)
         if not isinstance(backend, Cloner):
@@ -476,7 +482,10 @@ class Manager:
         rec, vol, backend = self._snapshotter(spec, pool_name)
         return vol, backend.list_snapshots(rec.current, vol)
 
-    def snapshot(self, action: str, spec: str, pool_name: str | None, name: str) -> VolumeDef:
+    def snapshot(
+        self, action: str, spec: str, pool_name: str | None, name: str,
+        size: int | None = None,
+    ) -> VolumeDef:
         """create, revert or delete the snapshot ``name`` of a volume."""
         rec, vol, backend = self._snapshotter(spec, pool_name)
         known = {s.name for s in backend.list_snapshots(rec.current, vol)}
@@ -488,7 +497,7 @@ class Manager:
                                 f"--pool {rec.name}")
         with self._pool_lock(rec):
             if action == "create":
-                backend.create_snapshot(rec.current, vol, name)
+                backend.create_snapshot(rec.current, vol, name, size)
             elif action == "revert":
                 backend.revert_snapshot(rec.current, vol, name)
             else:

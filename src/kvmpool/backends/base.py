@@ -103,7 +103,10 @@ class Wiper(Protocol):
 class Snapshotter(Protocol):
     def list_snapshots(self, pool: PoolDef, vol: VolumeDef) -> list[Snapshot]: ...
 
-    def create_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
+    def create_snapshot(
+        self, pool: PoolDef, vol: VolumeDef, name: str, size: int | None = None
+    ) -> None:
+        """``size``: the space of a classic (copy-on-write) snapshot, where that applies."""
 
     def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
 

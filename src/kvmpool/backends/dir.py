@@ -110,7 +110,11 @@ class DirBackend:
     def list_snapshots(self, pool: PoolDef, vol: VolumeDef) -> list[Snapshot]:
         return fileops.snapshots(self.ctx.runner, vol)
 
-    def create_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:
+    def create_snapshot(
+        self, pool: PoolDef, vol: VolumeDef, name: str, size: int | None = None
+    ) -> None:
+        if size is not None:
+            raise InvalidArgument("--size applies to LVM snapshots, not to qcow2 snapshots")
         fileops.snapshot(self.ctx.runner, vol, "create", name)
 
     def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:

@@ -214,10 +214,16 @@ def _snapshot_verb(name: str, action: str, done: str, help_text: str) -> None:
     @click.option("--vol", required=True)
     @click.option("--snapshot", required=True, help="Snapshot name.")
     @click.option("--pool")
+    @click.option("--size", hidden=action != "create",
+                  help="Space for a classic LVM snapshot (default: a quarter of the volume).")
     @pass_session
-    def run(session: Session, vol: str, snapshot: str, pool: str | None) -> None:
+    def run(session: Session, vol: str, snapshot: str, pool: str | None,
+            size: str | None) -> None:
         with failing(f"Failed to {action} snapshot {snapshot} of vol {vol}"):
-            session.manager.snapshot(action, vol, pool, snapshot)
+            if size is not None and action != "create":
+                raise InvalidArgument("--size only applies to vol-snapshot-create")
+            session.manager.snapshot(action, vol, pool, snapshot,
+                                     parse_size(size) if size is not None else None)
         session.say(f"Snapshot {snapshot} of vol {vol} {done}")
         session.end()
 
