@@ -60,6 +60,8 @@ TABLE: dict[PoolType, TypeCaps] = {
     PoolType.DIR: _FILE,
     PoolType.FS: _FILE,
     PoolType.DISK: TypeCaps(frozenset({Ability.BUILD, Ability.DELETE, Ability.CREATE_VOLUME, Ability.DELETE_VOLUME}), DISK_VOL_FORMATS, True),  # noqa: E501
+    # LVs have no format: volumes are raw block devices; every ability, any LV.
+    PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
 }
 
 _NONE = TypeCaps(frozenset(), (), False)

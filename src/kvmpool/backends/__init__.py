@@ -8,6 +8,7 @@ from kvmpool.backends.base import Backend, Context
 from kvmpool.backends.dir import DirBackend
 from kvmpool.backends.disk import DiskBackend
 from kvmpool.backends.fs import FsBackend
+from kvmpool.backends.logical import LogicalBackend
 from kvmpool.caps import require_backend
 from kvmpool.model import PoolDef, PoolType
 
@@ -15,6 +16,7 @@ _REGISTRY: dict[PoolType, Callable[[Context], Backend]] = {
     PoolType.DIR: DirBackend,
     PoolType.FS: FsBackend,
     PoolType.DISK: DiskBackend,
+    PoolType.LOGICAL: LogicalBackend,
 }
 
 

@@ -1,0 +1,400 @@
+"""The ``logical`` backend: a pool is an LVM volume group, volumes are its logical volumes.
+
+As libvirt: build = pvcreate + vgcreate, start/stop = vgchange -aly/-aln, delete = vgremove
+and pvremove, sizes from the VG, volumes from ``lvs`` (JSON reports), keys are LV UUIDs.
+Beyond libvirt: a build never writes over a device holding data without ``--overwrite``;
+volumes can be resized, cloned from any local volume (a qcow2 file into an LV too), and
+snapshotted with kvmpool's snapshot verbs (classic snapshots with a size, thin snapshots).
+A pool may adopt an existing VG: without source devices, build creates nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+from collections.abc import Iterator
+
+from kvmpool import copy
+from kvmpool.backends import devices
+from kvmpool.backends.base import Context, CreateOptions, Overwrite, Reflink
+from kvmpool.copy import Progress
+from kvmpool.errors import (
+    AlreadyExists,
+    InUse,
+    InvalidArgument,
+    InvalidState,
+    KvmpoolError,
+    NotFound,
+    ToolMissing,
+    Unsupported,
+)
+from kvmpool.host.lvm import LogicalVolume, Lvm
+from kvmpool.model import (
+    Extent,
+    ExtentDevice,
+    PoolDef,
+    Snapshot,
+    VolTarget,
+    VolType,
+    VolumeDef,
+)
+
+SNAP_PREFIX = "snap_"
+# LVM's own name rules (lvm(8) "VALID NAMES"), plus room for the snapshot prefix.
+_LV_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}\Z")
+_RESERVED = ("_cdata", "_cmeta", "_corig", "_mimage", "_mlog", "_pmspare", "_rimage",
+             "_rmeta", "_tdata", "_tmeta", "_vorigin", "_vdata")
+
+
+def vg_of(pool: PoolDef) -> str:
+    name = pool.source.name or pool.name
+    return name
+
+
+def check_lv_name(name: str) -> None:
+    if not _LV_NAME.match(name) or name in (".", "..") or name.startswith(("snapshot", "pvmove")) \
+            or any(r in name for r in _RESERVED):
+        raise InvalidArgument(
+            f"'{name}' is not a valid logical volume name",
+            hint="use letters, digits and + _ . - (not starting with -), at most 127 characters")
+
+
+class LogicalBackend:
+    """May run: pvs, vgs, lvs, pvcreate, vgcreate, vgchange, vgremove, pvremove, lvcreate,
+    lvremove, lvresize, lvconvert, lvchange, blkid, wipefs, qemu-img, scrub, blkdiscard."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.lvm = Lvm(ctx.runner, config=os.environ.get("KVMPOOL_LVM_CONFIG") or None)
+
+    # ------------------------------------------------------------ pool
+
+    def _vg_exists(self, vg: str) -> bool:
+        try:
+            self.lvm.vg(vg)
+        except NotFound:
+            return False
+        return True
+
+    def _check_devices(self, pool: PoolDef) -> None:
+        """The VG exists and holds at least one of the pool's devices (libvirt's check)."""
+        vg = vg_of(pool)
+        if not self._vg_exists(vg):
+            raise NotFound(f"volume group '{vg}' does not exist",
+                           hint=f"create it with: kvmpool pool-build {pool.name}")
+        wanted = {os.path.realpath(d.path) for d in pool.source.devices}
+        if not wanted:
+            return
+        mine = {os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg}
+        if not wanted & mine:
+            raise InvalidState(
+                f"volume group '{vg}' is not on the pool's source devices "
+                f"({', '.join(sorted(wanted))}); it is on {', '.join(sorted(mine)) or 'nothing'}",
+                hint="fix <source><device> with kvmpool pool-edit")
+
+    def check(self, pool: PoolDef) -> bool:
+        try:
+            self._check_devices(pool)
+        except KvmpoolError:
+            return False
+        return True
+
+    def build(self, pool: PoolDef, overwrite: Overwrite) -> None:
+        vg = vg_of(pool)
+        devs = [d.path for d in pool.source.devices]
+        if self._vg_exists(vg):
+            if not devs:
+                return  # adopting an existing volume group: nothing to build
+            on = sorted(os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg)
+            raise AlreadyExists(f"volume group '{vg}' already exists (on {', '.join(on)})",
+                                hint="define the pool without --source-dev to use it as it is")
+        if not devs:
+            raise InvalidArgument(
+                f"volume group '{vg}' does not exist and the pool names no source device",
+                hint="give one with pool-define-as --source-dev, or create the VG by hand")
+        for dev in devs:
+            devices.require_device(dev, block=True)
+        for dev in devs:
+            devices.prepare_for_writing(self.ctx, dev, overwrite, what="an LVM physical volume")
+        made: list[str] = []
+        try:
+            for dev in devs:
+                self.lvm.pvcreate([dev])
+                made.append(dev)
+            self.lvm.vgcreate(vg, devs)
+        except BaseException:
+            with contextlib.suppress(KvmpoolError):
+                if made:
+                    self.lvm.pvremove(made)
+            raise
+
+    def start(self, pool: PoolDef) -> None:
+        self._check_devices(pool)
+        self.lvm.vgchange(vg_of(pool), active=True)
+
+    def stop(self, pool: PoolDef) -> None:
+        vg = vg_of(pool)
+        if not self._vg_exists(vg):
+            return
+        try:
+            self.lvm.vgchange(vg, active=False)
+        except KvmpoolError as err:
+            raise InUse(f"cannot deactivate volume group '{vg}': {err.message}",
+                        hint="stop the guests using its volumes first") from None
+
+    def delete(self, pool: PoolDef) -> None:
+        vg = vg_of(pool)
+        pvs = [pv.name for pv in self.lvm.pvs() if pv.vg == vg]
+        if self._vg_exists(vg):
+            self.lvm.vgremove(vg)
+        for dev in pvs or [d.path for d in pool.source.devices]:
+            with contextlib.suppress(KvmpoolError):
+                self.lvm.pvremove([dev])
+
+    def refresh(self, pool: PoolDef) -> PoolDef:
+        self._check_devices(pool)
+        info = self.lvm.vg(vg_of(pool))
+        return dataclasses.replace(pool, capacity=info.size, available=info.free,
+                                   allocation=info.size - info.free)
+
+    # ------------------------------------------------------------ volumes
+
+    def _describe(self, pool: PoolDef, lv: LogicalVolume) -> VolumeDef:
+        allocation = lv.size
+        if (lv.is_thin or lv.is_sparse) and lv.data_percent is not None:
+            cow = sum(s.size for s in lv.segments) if lv.is_sparse else lv.size
+            allocation = int(cow * lv.data_percent / 100) if lv.is_thin else cow
+        extents = tuple(
+            ExtentDevice(path=dev.path, extents=(Extent(
+                start=dev.first_extent * lv.extent_size,
+                end=dev.first_extent * lv.extent_size + seg.size),))
+            for seg in lv.segments for dev in seg.devices)
+        backing = None
+        if lv.backing is not None:
+            backing = VolTarget(path=f"/dev/{lv.vg}/{lv.backing}")
+        path = lv.path or f"/dev/{lv.vg}/{lv.name}"
+        return VolumeDef(name=lv.name, type=VolType.BLOCK, key=lv.uuid, capacity=lv.size,
+                         allocation=allocation, source=extents,
+                         target=VolTarget(path=path), backing_store=backing)
+
+    def _visible(self, lv: LogicalVolume) -> bool:
+        return not lv.hidden and not lv.is_thin_pool and lv.segtype not in ("cache-pool",)
+
+    def list_volumes(self, pool: PoolDef, *, details: bool) -> list[VolumeDef]:
+        return [self._describe(pool, lv) for lv in self.lvm.lvs(vg_of(pool)) if self._visible(lv)]
+
+    def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
+        if not _LV_NAME.match(name):
+            return None
+        try:
+            lv = self.lvm.lv(vg_of(pool), name)
+        except NotFound:
+            return None
+        return self._describe(pool, lv) if self._visible(lv) else None
+
+    def _lv(self, pool: PoolDef, vol: VolumeDef) -> LogicalVolume:
+        return self.lvm.lv(vg_of(pool), vol.name)
+
+    def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None:
+        check_lv_name(vol.name)
+        vg = vg_of(pool)
+        if options.prealloc_metadata:
+            raise InvalidArgument("metadata preallocation is not supported for block volumes")
+        if vol.target.encryption is not None:
+            raise Unsupported("kvmpool cannot create encrypted volumes yet")
+        capacity = vol.capacity
+        backing = vol.backing_store.path if vol.backing_store is not None else None
+        with self._undo_on_failure(vg, vol.name):
+            if backing is not None:
+                origin = os.path.basename(backing.rstrip("/"))
+                if not backing.startswith(f"/dev/{vg}/"):
+                    raise InvalidArgument(
+                        f"the backing volume of an LV must be an LV of '{vg}', not {backing}")
+                size = capacity or self.lvm.lv(vg, origin).size
+                self.lvm.create_snapshot(vg, origin, vol.name, size)
+                return
+            if capacity is None:
+                raise InvalidArgument("volume capacity required for this storage pool")
+            thin_pool = getattr(pool, "thin_pool", None)
+            if thin_pool:
+                self.lvm.create_thin(vg, thin_pool, vol.name, capacity)
+            elif vol.allocation is not None and vol.allocation < capacity:
+                self.lvm.create_sparse(vg, vol.name, capacity, vol.allocation)
+            else:
+                self.lvm.create_linear(vg, vol.name, capacity)
+
+    @contextlib.contextmanager
+    def _undo_on_failure(self, vg: str, name: str) -> Iterator[None]:
+        """An interrupted or failed lvcreate never leaves a half-made LV behind."""
+        existed = self.lvm.lvs(vg)
+        before = {lv.name for lv in existed}
+        if name in before:
+            raise AlreadyExists(f"storage volume '{name}' exists already")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(KvmpoolError):
+                if name in {lv.name for lv in self.lvm.lvs(vg)}:
+                    self.lvm.lvremove(vg, name)
+            raise
+
+    def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
+        lv = self._lv(pool, vol)
+        if lv.open:
+            raise InUse(f"volume '{vol.name}' is open (in use by a guest or a mount)",
+                        hint="stop what uses it first")
+        self.lvm.lvremove(vg_of(pool), vol.name)
+
+    # ------------------------------------------------------------ abilities
+
+    def create_volume_from(
+        self, pool: PoolDef, vol: VolumeDef, source: VolumeDef, *, reflink: Reflink,
+        prealloc_metadata: bool, progress: Progress | None,
+    ) -> None:
+        if reflink is Reflink.ALWAYS:
+            raise Unsupported("logical volumes cannot share extents (reflink) with a source")
+        src_path = source.target.path
+        if src_path is None or not src_path.startswith("/"):
+            raise Unsupported(f"volume '{source.name}' has no local path to copy from")
+        src_fmt = source.target.format if source.type is VolType.FILE else "raw"
+        src_fmt = "raw" if src_fmt in (None, "iso") else src_fmt
+        capacity = max(vol.capacity or 0, source.capacity or 0)
+        new = dataclasses.replace(vol, capacity=capacity, allocation=None, backing_store=None)
+        self.create_volume(pool, new, CreateOptions())
+        vg = vg_of(pool)
+        dst = f"/dev/{vg}/{vol.name}"
+        try:
+            lv = self.lvm.lv(vg, vol.name)
+            if src_fmt == "raw":
+                self._copy_raw(src_path, dst, lv.is_thin, progress)
+            else:
+                self.ctx.runner.run(["qemu-img", "convert", "-n", "-f", src_fmt, "-O", "raw",
+                                     src_path, dst], timeout=24 * 3600)
+        except BaseException:
+            with contextlib.suppress(KvmpoolError):
+                self.lvm.lvremove(vg, vol.name)
+            raise
+
+    def _copy_raw(self, src: str, dst: str, zeroed: bool, progress: Progress | None) -> None:
+        if not self.ctx.runner.change(f"copy {src} into {dst}"):
+            return
+        src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            dst_fd = os.open(dst, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                length = min(os.lseek(src_fd, 0, os.SEEK_END), os.lseek(dst_fd, 0, os.SEEK_END))
+                if zeroed:  # a new thin LV reads as zeros: holes can be skipped
+                    copy.copy_sparse(src_fd, dst_fd, length=length,
+                                     progress=progress or _quiet)
+                else:  # a linear LV holds whatever its extents held: write every byte
+                    copy.copy_full(src_fd, dst_fd, length=length, progress=progress or _quiet)
+                os.fsync(dst_fd)
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)
+
+    def resize_volume(
+        self, pool: PoolDef, vol: VolumeDef, capacity: int, *, shrink: bool, allocate: bool
+    ) -> None:
+        lv = self._lv(pool, vol)
+        if lv.is_snapshot:
+            raise Unsupported(f"volume '{vol.name}' is an LVM snapshot and cannot be resized")
+        self.lvm.lvresize(vg_of(pool), vol.name, capacity, shrink=capacity < lv.size)
+
+    def wipe_volume(
+        self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
+    ) -> None:
+        lv = self._lv(pool, vol)
+        if lv.is_sparse:
+            raise Unsupported("logical volumes backed by a snapshot cannot be wiped")
+        if lv.open:
+            raise InUse(f"volume '{vol.name}' is open", hint="stop what uses it first")
+        path = vol.target.path or f"/dev/{lv.vg}/{lv.name}"
+        if not self.ctx.runner.change(f"wipe {path} ({algorithm})"):
+            return
+        if algorithm == "zero":
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        elif algorithm == "trim":
+            self.ctx.runner.run(["blkdiscard", path], timeout=3600)
+        else:
+            if shutil.which("scrub") is None:
+                raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
+            self.ctx.runner.run(["scrub", "-f", "-p", algorithm, path], timeout=24 * 3600)
+
+    # ------------------------------------------------------------ snapshots
+
+    def _snap_lv(self, vol: VolumeDef, name: str) -> str:
+        lv_name = f"{SNAP_PREFIX}{vol.name}_{name}"
+        check_lv_name(lv_name)
+        return lv_name
+
+    def list_snapshots(self, pool: PoolDef, vol: VolumeDef) -> list[Snapshot]:
+        prefix = f"{SNAP_PREFIX}{vol.name}_"
+        result = []
+        for lv in self.lvm.lvs(vg_of(pool)):
+            if lv.origin != vol.name or not lv.name.startswith(prefix):
+                continue
+            classic = lv.is_snapshot
+            fill = lv.data_percent
+            valid = not (classic and (lv.attr[4:5] == "I" or (fill or 0) >= 100.0))
+            result.append(Snapshot(name=lv.name[len(prefix):], origin=vol.name,
+                                   size=lv.size if classic else None, fill=fill, valid=valid))
+        return result
+
+    def create_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str,
+                        size: int | None = None) -> None:
+        lv = self._lv(pool, vol)
+        snap = self._snap_lv(vol, name)
+        vg = vg_of(pool)
+        if lv.is_thin:
+            self.lvm.create_thin_snapshot(vg, vol.name, snap)
+            return
+        if lv.is_snapshot:
+            raise Unsupported("LVM cannot snapshot a snapshot; snapshot its origin instead")
+        extent = lv.extent_size or 4 << 20
+        want = size or max(lv.size // 4, extent)
+        self.lvm.create_snapshot(vg, vol.name, snap, -(-want // extent) * extent)
+
+    def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:
+        """Bring the origin back to the snapshot; the snapshot is kept (taken anew)."""
+        lv = self._lv(pool, vol)
+        if lv.open:
+            raise InUse(f"volume '{vol.name}' is open: it cannot be reverted while in use",
+                        hint="stop the guest using it first")
+        vg = vg_of(pool)
+        snap = self._snap_lv(vol, name)
+        snap_lv = self.lvm.lv(vg, snap)
+        if lv.is_thin:
+            # Merge a thin copy of the snapshot and keep the snapshot itself. A thin merge
+            # happens when the origin is activated, so it is deactivated around it.
+            tmp = f"{SNAP_PREFIX}{vol.name}__revert"
+            check_lv_name(tmp)
+            self.lvm.create_thin_snapshot(vg, snap, tmp)
+            self.lvm.lvchange(vg, vol.name, active=False)
+            self.lvm.merge(vg, tmp)
+            self.lvm.lvchange(vg, vol.name, active=True, ignore_skip=True)
+        else:
+            if [s for s in self.list_snapshots(pool, vol) if s.name == name and not s.valid]:
+                raise InvalidState(f"snapshot '{name}' of '{vol.name}' is full and invalid: "
+                                   "it cannot be reverted to",
+                                   hint="delete it; give new snapshots more space (--size)")
+            size = snap_lv.size
+            self.lvm.merge(vg, snap)
+            self.lvm.create_snapshot(vg, vol.name, snap, size)
+
+    def delete_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None:
+        self.lvm.lvremove(vg_of(pool), self._snap_lv(vol, name))
+
+
+def _quiet(_n: int) -> None:
+    pass
+
