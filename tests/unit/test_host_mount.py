@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kvmpool.errors import HostCommandFailed, InUse, InvalidArgument
+from kvmpool.errors import HostCommandFailed, InUse, InvalidArgument, Unsupported
 from kvmpool.host import mount
 
 # Recorded from /proc/self/mountinfo on Debian 12 (the second line has an escaped space);
@@ -65,6 +65,10 @@ def test_classify() -> None:
         "codepage or helper program, or other error.\n"), device="/dev/loop0", fmt="ext4")
     assert isinstance(err, InvalidArgument)
     assert str(err) == "cannot mount /dev/loop0: it holds no ext4 file system"
+    kernel = mount.classify(_failed("mount: /tmp/vm: unknown filesystem type 'vfat'.\n"),
+                            device="/dev/loop0", fmt="vfat")
+    assert isinstance(kernel, Unsupported)
+    assert str(kernel) == "this kernel cannot mount vfat file systems"
     busy = mount.classify(_failed("mount: /srv/p: /dev/loop0 already mounted on /srv/q.\n"),
                           device="/dev/loop0", fmt="xfs")
     assert isinstance(busy, InUse)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kvmpool.errors import HostCommandFailed, InUse, InvalidArgument, KvmpoolError
+from kvmpool.errors import HostCommandFailed, InUse, InvalidArgument, KvmpoolError, Unsupported
 
 MOUNT_TIMEOUT = 120.0
 BASE_OPTIONS = ("nodev", "nosuid", "noexec")
@@ -122,7 +122,10 @@ def classify(err: HostCommandFailed, *, device: str,
              fmt: str | None) -> KvmpoolError:
     """Turn a failed mount into an error the user can act on."""
     text = err.stderr
-    if "wrong fs type" in text or "unknown filesystem type" in text:
+    if "unknown filesystem type" in text:
+        return Unsupported(f"this kernel cannot mount {fmt or 'that'} file systems",
+                           hint=f"load its module (modprobe {fmt})" if fmt else None)
+    if "wrong fs type" in text:
         kind = f"an {fmt}" if fmt and fmt[:1] in "aeiox" else f"a {fmt}"
         return InvalidArgument(
             f"cannot mount {device}: it holds no {fmt} file system" if fmt and fmt != "auto"
