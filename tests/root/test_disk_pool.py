@@ -98,6 +98,12 @@ def test_disk_pool_lifecycle(kvmpool: Kvmpool, loopdev: Callable[[int], str], la
 
     kvmpool("vol-delete", p1, "--pool", "disk")
     assert nodes(dev) == [f"/dev/{p2}"] and not os.path.exists(f"/dev/{p1}")
+    # the freed number comes back, in the first free extent that holds the size
+    kvmpool("vol-create-as", "disk", p1, "4M")
+    first = ptable(dev)["partitions"][0]  # type: ignore[index]
+    assert (first["node"], first["start"] * 512, first["size"] * 512) == (f"/dev/{p1}", MiB,
+                                                                           4 * MiB)
+    kvmpool("vol-delete", p1, "--pool", "disk")
     kvmpool("pool-destroy", "disk")
     err = one_line_error(kvmpool("pool-delete", "disk", ok=False).err)
     assert f"still holds partitions ({p2})" in err

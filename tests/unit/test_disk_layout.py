@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +90,17 @@ def test_no_free_extent_left() -> None:
         plan_partition(GPT, "loop0", "none", 200 * MiB)
     with pytest.raises(InvalidArgument, match="unknown partition format"):
         plan_partition(GPT, "loop0", "qcow2", MiB)
+
+
+def test_stable_path_is_a_link_in_the_target_dir(tmp_path: Path) -> None:
+    node = tmp_path / "sdb1"
+    node.write_bytes(b"")
+    links = tmp_path / "by-path"
+    links.mkdir()
+    (links / "pci-0000:00:1f.2-ata-2-part1").symlink_to(node)
+    (links / "other").symlink_to(tmp_path / "sdc1")
+    assert stable_path(str(links), str(node)) == str(links / "pci-0000:00:1f.2-ata-2-part1")
+    assert stable_path(str(links), str(tmp_path / "sdd1")) == str(tmp_path / "sdd1")
 
 
 def test_stable_path() -> None:
