@@ -145,8 +145,28 @@ class PoolTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class ThinUsage:
+    """Runtime facts of an LVM thin pool (``<kvmpool:thin>``; printed, never parsed).
+
+    ``provisioned``: bytes promised to the thin volumes (sum of their virtual sizes);
+    ``data_used``: bytes of the thin pool's data LV in use; the percentages as lvs
+    reports ``data_percent`` / ``metadata_percent`` (0.0 to 100.0).
+    """
+
+    provisioned: int
+    data_used: int
+    data_percent: float
+    metadata_percent: float
+
+
+@dataclass(frozen=True, slots=True)
 class PoolDef:
-    """A ``<pool>`` document. capacity/allocation/available are runtime facts (never parsed)."""
+    """A ``<pool>`` document. capacity/allocation/available are runtime facts (never parsed).
+
+    ``thin_pool`` and ``thin`` come from kvmpool's own XML namespace (``kvmpool.xml``):
+    ``thin_pool`` binds a logical pool to the LVM thin pool LV of that name in its volume
+    group (its volumes are thin LVs); ``thin`` holds that thin pool's runtime usage.
+    """
 
     type: PoolType
     name: str
@@ -160,6 +180,8 @@ class PoolDef:
     capacity: int = 0
     allocation: int = 0
     available: int = 0
+    thin_pool: str | None = None  # kvmpool namespace <kvmpool:thinpool name=...> (logical)
+    thin: ThinUsage | None = None  # kvmpool namespace <kvmpool:thin .../> (runtime, not parsed)
 
 
 # ---------------------------------------------------------------- volumes

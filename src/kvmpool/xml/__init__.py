@@ -17,7 +17,8 @@ Errors: ``kvmpool.errors.XmlError`` (an ``InvalidArgument``), one line each;
 Layout: ``_doc`` (hardened parser, C-style number readers), ``_writer`` (libvirt's
 output conventions), ``types`` (the per-pool-type table), ``_common`` (paths, uuids,
 permissions, secrets), ``source`` (a pool's ``<source>``), ``pool``, ``volume``,
-``validate``.
+``ext`` (kvmpool's own namespace), ``validate``; ``schemas/kvmpool-storagepool.rng``
+(kvmpool's RelaxNG schema for its namespace, package data).
 
 Parsing follows libvirt 9.0's ``virStoragePoolDefParse`` / ``virStorageVolDefParse``
 (same defaults, same checks, libvirt's error wording, one line each); formatting is byte
@@ -29,6 +30,15 @@ network, no DTD loading, no huge trees; a DOCTYPE that declares entities is refu
 
 Where kvmpool deliberately differs from libvirt:
 
+* kvmpool's own namespace ``http://kvmpool.org/schemas/storagepool/1.0`` (prefix
+  ``kvmpool``, declared on ``<pool>``, elements last in ``<pool>``; see ``ext``):
+  ``<kvmpool:thinpool name='LV'/>`` (``PoolDef.thin_pool``, logical pools only) and the
+  runtime ``<kvmpool:thin provisioned=... data_used=... data_percent=...
+  metadata_percent=.../>`` (``PoolDef.thin``, printed, never parsed). A pool without
+  them is printed exactly as libvirt prints it, with no namespace declaration. Unlike
+  libvirt with unknown elements, unknown or misplaced kvmpool-namespace nodes are refused.
+  ``validate`` checks such a pool against libvirt's schema (with our namespace removed)
+  and against kvmpool's.
 * Volume formats: libvirt's names plus ``luks`` (in libvirt's schema, not in its 9.0
   parser) and, where libvirt has no name, qemu's ``vhdx`` and ``parallels``. Those two
   leave libvirt's schema: the truth about an image matters more than the schema (libvirt

@@ -24,6 +24,7 @@ from kvmpool.xml._doc import (
     xstring,
 )
 from kvmpool.xml._writer import Writer, esc
+from kvmpool.xml.ext import format_extensions, namespace_decl, parse_thin_pool
 from kvmpool.xml.source import format_source, parse_source, validate_adapter
 from kvmpool.xml.types import SourceNeeds, type_info
 
@@ -140,6 +141,8 @@ def parse_pool(text: str | bytes) -> PoolDef:
     if refresh is not None and refresh not in ("default", "capacity"):
         raise fail(f"unknown storage pool volume refresh allocation type {refresh}")
 
+    thin_pool = parse_thin_pool(root, pool_type)  # kvmpool's namespace, after libvirt's checks
+
     return PoolDef(
         type=pool_type,
         name=name,
@@ -150,6 +153,7 @@ def parse_pool(text: str | bytes) -> PoolDef:
         refresh_vol_allocation=refresh,
         fs_mount_opts=_fs_mount_opts(root, pool_type),
         rbd_config_opts=_rbd_config_opts(root, pool_type),
+        thin_pool=thin_pool,
     )
 
 
@@ -157,7 +161,13 @@ def parse_pool(text: str | bytes) -> PoolDef:
 
 
 def format_pool(pool: PoolDef) -> str:
-    """Format ``pool`` exactly as libvirt's ``virStoragePoolDefFormat`` does."""
+    """Format ``pool`` exactly as libvirt's ``virStoragePoolDefFormat`` does.
+
+    kvmpool's namespace (:mod:`kvmpool.xml.ext`) comes on top: its declaration on
+    ``<pool>`` and its elements at the end, only when the pool uses an extension. Raises
+    ``XmlError`` for an extension ``parse_pool`` would refuse (a thin pool binding on a
+    pool that is not logical, a bad LV name, thin usage without a binding).
+    """
     info = type_info(pool.type)
     w = Writer()
     ns = ""
@@ -165,7 +175,7 @@ def format_pool(pool: PoolDef) -> str:
         ns = f" xmlns:fs='{FS_NS}'"
     elif pool.type is PoolType.RBD and pool.rbd_config_opts:
         ns = f" xmlns:rbd='{RBD_NS}'"
-    w.open(f"<pool type='{pool.type.value}'{ns}>")
+    w.open(f"<pool type='{pool.type.value}'{ns}{namespace_decl(pool)}>")
     w.line(f"<name>{esc(pool.name)}</name>")
     w.line(f"<uuid>{pool.uuid}</uuid>")
     w.line(f"<capacity unit='bytes'>{pool.capacity}</capacity>")
@@ -196,6 +206,7 @@ def format_pool(pool: PoolDef) -> str:
         for key, value in pool.rbd_config_opts:
             w.line(f"<rbd:option name='{esc(key)}' value='{esc(value)}'/>")
         w.close("</rbd:config_opts>")
+    format_extensions(w, pool)
     w.close("</pool>")
     return w.text()
 
