@@ -37,6 +37,7 @@ from kvmpool.model import (
     ExtentDevice,
     PoolDef,
     Snapshot,
+    ThinUsage,
     VolTarget,
     VolType,
     VolumeDef,
@@ -103,10 +104,33 @@ class LogicalBackend:
         return True
 
     def build(self, pool: PoolDef, overwrite: Overwrite) -> None:
+        self._build_vg(pool, overwrite)
+        if pool.thin_pool and not self._thin_pool(pool, required=False):
+            vg = self.lvm.vg(vg_of(pool))
+            extent = vg.extent_size or 4 << 20
+            size = vg.free * 9 // 10 // extent * extent  # room for LVM's metadata spare
+            if size <= 0:
+                raise InvalidArgument(f"volume group '{vg.name}' has no free space for a thin pool")
+            self.lvm.create_thin_pool(vg.name, pool.thin_pool, size)
+
+    def _thin_pool(self, pool: PoolDef, *, required: bool = True) -> LogicalVolume | None:
+        assert pool.thin_pool is not None
+        try:
+            lv = self.lvm.lv(vg_of(pool), pool.thin_pool)
+        except NotFound:
+            lv = None
+        if lv is not None and not lv.is_thin_pool:
+            raise InvalidState(f"'{vg_of(pool)}/{pool.thin_pool}' is not a thin pool")
+        if lv is None and required:
+            raise NotFound(f"thin pool '{vg_of(pool)}/{pool.thin_pool}' does not exist",
+                           hint=f"create it with: kvmpool pool-build {pool.name}")
+        return lv
+
+    def _build_vg(self, pool: PoolDef, overwrite: Overwrite) -> None:
         vg = vg_of(pool)
         devs = [d.path for d in pool.source.devices]
         if self._vg_exists(vg):
-            if not devs:
+            if not devs or pool.thin_pool:
                 return  # adopting an existing volume group: nothing to build
             on = sorted(os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg)
             raise AlreadyExists(f"volume group '{vg}' already exists (on {', '.join(on)})",
@@ -133,6 +157,8 @@ class LogicalBackend:
 
     def start(self, pool: PoolDef) -> None:
         self._check_devices(pool)
+        if pool.thin_pool:
+            self._thin_pool(pool)
         self.lvm.vgchange(vg_of(pool), active=True)
 
     def stop(self, pool: PoolDef) -> None:
@@ -155,10 +181,24 @@ class LogicalBackend:
                 self.lvm.pvremove([dev])
 
     def refresh(self, pool: PoolDef) -> PoolDef:
+        """VG size and free space; for a thin-bound pool also what is provisioned against
+        what the thin pool really holds, with its data and metadata fill."""
         self._check_devices(pool)
         info = self.lvm.vg(vg_of(pool))
-        return dataclasses.replace(pool, capacity=info.size, available=info.free,
+        pool = dataclasses.replace(pool, capacity=info.size, available=info.free,
                                    allocation=info.size - info.free)
+        if not pool.thin_pool:
+            return pool
+        lvs = self.lvm.lvs(vg_of(pool))
+        tp = next((lv for lv in lvs if lv.name == pool.thin_pool and lv.is_thin_pool), None)
+        if tp is None:
+            raise NotFound(f"thin pool '{vg_of(pool)}/{pool.thin_pool}' does not exist")
+        data_percent = tp.data_percent or 0.0
+        used = int(tp.size * data_percent / 100)
+        provisioned = sum(lv.size for lv in lvs if lv.is_thin and lv.pool_lv == tp.name)
+        thin = ThinUsage(provisioned=provisioned, data_used=used, data_percent=data_percent,
+                         metadata_percent=tp.metadata_percent or 0.0)
+        return dataclasses.replace(pool, thin=thin)
 
     # ------------------------------------------------------------ volumes
 
@@ -218,9 +258,8 @@ class LogicalBackend:
                 return
             if capacity is None:
                 raise InvalidArgument("volume capacity required for this storage pool")
-            thin_pool = getattr(pool, "thin_pool", None)
-            if thin_pool:
-                self.lvm.create_thin(vg, thin_pool, vol.name, capacity)
+            if pool.thin_pool:
+                self.lvm.create_thin(vg, pool.thin_pool, vol.name, capacity)
             elif vol.allocation is not None and vol.allocation < capacity:
                 self.lvm.create_sparse(vg, vol.name, capacity, vol.allocation)
             else:

@@ -12,11 +12,12 @@ import click
 from kvmpool import caps, xml
 from kvmpool.backends.base import Overwrite
 from kvmpool.cli.main import Session, cli, failing
-from kvmpool.cli.output import emit_json, info_lines, size, table
+from kvmpool.cli.output import emit_json, info_lines, jsonable, size, table
 from kvmpool.cli.virsh import command
 from kvmpool.errors import InvalidArgument, KvmpoolError
-from kvmpool.model import PoolState, PoolType
+from kvmpool.model import PoolDef, PoolState, PoolType
 from kvmpool.store import PoolRecord
+from kvmpool.xml.ext import KVMPOOL_NS
 
 pass_session = click.make_pass_decorator(Session)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -58,6 +59,8 @@ def source_options(f: click.decorators.FC) -> click.decorators.FC:
         click.option("--adapter-parent-fabric-wwn"),
         click.option("--source-protocol-ver", help="NFS protocol version."),
         click.option("--source-initiator", help="iSCSI initiator IQN."),
+        click.option("--thin-pool", help="logical: make volumes thin LVs of this thin pool "
+                     "(pool-build creates it). A kvmpool extension."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -116,6 +119,9 @@ def build_pool_xml(session: Session, o: dict[str, object]) -> str:
         lines += ["  <source>", *("    " + x for x in src), "  </source>"]
     if target:
         lines += ["  <target>", f"    <path>{escape(target)}</path>", "  </target>"]
+    if s("thin_pool"):
+        lines[0] = lines[0][:-1] + f" xmlns:kvmpool={a(KVMPOOL_NS)}>"
+        lines.append(f"  <kvmpool:thinpool name={a(s('thin_pool'))}/>")
     lines.append("</pool>")
     return "\n".join(lines) + "\n"
 
@@ -340,15 +346,16 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _pool_json(rec: PoolRecord, live: object) -> dict[str, object]:
+def _pool_json(rec: PoolRecord, live: PoolDef | None) -> dict[str, object]:
     out: dict[str, object] = {
         "name": rec.name, "uuid": rec.uuid, "type": rec.current.type.value,
         "state": _state(rec, True), "active": rec.active,
         "persistent": rec.persistent, "autostart": rec.autostart,
     }
-    if live is not None:
-        out.update(capacity=live.capacity, allocation=live.allocation,  # type: ignore[attr-defined]
-                   available=live.available)  # type: ignore[attr-defined]
+    if isinstance(live, PoolDef):
+        out.update(capacity=live.capacity, allocation=live.allocation, available=live.available)
+        if live.thin is not None:
+            out["thin"] = jsonable(live.thin) | {"pool": live.thin_pool}
     return out
 
 
@@ -370,6 +377,12 @@ def pool_info(session: Session, pool: str, as_bytes: bool, as_json: bool) -> Non
         pairs += [("Capacity", size(live.capacity, as_bytes)),
                   ("Allocation", size(live.allocation, as_bytes)),
                   ("Available", size(live.available, as_bytes))]
+        if live.thin is not None:  # kvmpool's addition for thin-bound logical pools
+            pairs += [("Thin pool", live.thin_pool or ""),
+                      ("Provisioned", size(live.thin.provisioned, as_bytes)),
+                      ("Thin used", size(live.thin.data_used, as_bytes)),
+                      ("Thin data", f"{live.thin.data_percent:.2f}%"),
+                      ("Thin metadata", f"{live.thin.metadata_percent:.2f}%")]
     click.echo(info_lines(pairs), nl=False)
     session.end()
 
