@@ -438,8 +438,10 @@ def test_qcow2_hostile_headers_are_corrupt(tmp_path: Path, kwargs: dict, reason:
 @pytest.mark.parametrize(
     ("offset", "fmt", "value", "reason"),
     [
-        (40, ">Q", 12345, "aligned"),  # L1 table offset
-        (48, ">Q", 512, "aligned"),  # refcount table offset
+        (40, ">Q", 12345, "L1 table offset is invalid"),
+        (40, ">Q", 1 << 63, "L1 table offset is invalid"),
+        (48, ">Q", 512, "refcount table offset is invalid"),
+        (64, ">Q", 512, "snapshot table offset is invalid"),
         (56, ">I", 1 << 20, "refcount table too large"),
         (60, ">I", 70000, "too many snapshots"),
     ],
@@ -452,7 +454,7 @@ def test_qcow2_table_checks(tmp_path: Path, offset: int, fmt: str, value: int, r
 
 def test_qcow2_extension_overrun_and_backing_past_eof(tmp_path: Path) -> None:
     bad_ext = qcow2(MiB, extra_ext=struct.pack(">II", 0x1234, 0xFFFFFF))
-    assert "overruns" in (probe(write(tmp_path / "a", bad_ext)).corrupt or "")
+    assert "too large" in (probe(write(tmp_path / "a", bad_ext)).corrupt or "")
     data = bytearray(qcow2(MiB))
     struct.pack_into(">QI", data, 8, 60000, 100)  # name inside cluster 0 but past EOF
     info = probe(write(tmp_path / "b", bytes(data)))
@@ -900,3 +902,29 @@ def test_vhdx_structure_checks(tmp_path: Path) -> None:
 
     small_bat = probe(write(tmp_path / "e", vhdx(1 << 50, bat_len=4096)))
     assert small_bat.capacity == 1 << 50 and "allocation table" in (small_bat.corrupt or "")
+
+
+def test_qcow1_l1_offset_overflow(tmp_path: Path) -> None:
+    data = bytearray(qcow1(MiB))
+    struct.pack_into(">Q", data, 40, 0xB3 << 56)
+    assert "L1" in (probe(write(tmp_path / "q", bytes(data))).corrupt or "")
+
+
+def test_parallels_format_extension(tmp_path: Path) -> None:
+    data = bytearray(parallels(8) + bytes(512))
+    struct.pack_into("<Q", data, 56, 1)  # extension at sector 1: no magic there
+    assert "extension" in (probe(write(tmp_path / "p", bytes(data))).corrupt or "")
+    struct.pack_into("<Q", data, 512, 0xAB234CEF23DCEA87)
+    assert probe(write(tmp_path / "p", bytes(data))).corrupt is None
+
+
+def test_sizes_beyond_int64_are_corrupt(tmp_path: Path) -> None:
+    info = probe(write(tmp_path / "p", parallels((1 << 60) + 1)))
+    assert info.capacity > (1 << 63) and info.corrupt == "virtual size out of range"
+
+
+def test_vpc_bat_past_end(tmp_path: Path) -> None:
+    footer = vpc_footer(4 * MiB, 0, 0, 0, creator=b"win ")
+    data = bytearray(vpc_dynamic(footer))
+    struct.pack_into(">Q", data, 512 + 16, 1 << 30)  # BAT offset far past the end
+    assert "truncated" in (probe(write(tmp_path / "v", bytes(data))).corrupt or "")

@@ -75,6 +75,9 @@ def parse_vpc(src: Source, footer: bytes, *, at_end: bool) -> ImageInfo:
                     problems.append("block allocation table too small")
             if entries > (2**31 - 1) // 4:
                 problems.append(f"max table entries too large ({entries})")
+            elif be64(dyn, 16) + entries * 4 > src.size:
+                # qemu also checks every BAT entry; that would mean reading the whole table.
+                problems.append("block allocation table runs past the end (truncated image)")
     return ImageInfo(
         format="vpc",
         capacity=sectors * 512,

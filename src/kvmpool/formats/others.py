@@ -12,6 +12,7 @@ from kvmpool.formats.info import ImageInfo
 
 VDI_SIGNATURE = 0xBEDA107F
 PARALLELS_MAGICS = (b"WithoutFreeSpace", b"WithouFreSpacExt")
+_PARALLELS_EXT_MAGIC = 0xAB234CEF23DCEA87
 LUKS_MAGIC = b"LUKS\xba\xbe"
 BOCHS_MAGIC = b"Bochs Virtual HD Image"
 CLOOP_MAGIC = (
@@ -102,6 +103,15 @@ def parse_parallels(src: Source) -> ImageInfo:
         problems.append("cluster too big")
     if bat > (2**31 - 1) // 4:
         problems.append("block allocation table too large")
+    ext_off = le64(h, 56)
+    if ext_off:
+        # qemu reads the format extension (dirty bitmaps) on a read-only open.
+        try:
+            magic = le64(src.read(ext_off * 512, 8), 0)
+        except Truncated:
+            magic = 0
+        if magic != _PARALLELS_EXT_MAGIC:
+            problems.append("bad format extension magic")
     return ImageInfo(
         format="parallels",
         capacity=sectors * 512,

@@ -16,6 +16,7 @@ content: a bad header comes back with ``corrupt`` set. Only ``open`` errors prop
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from kvmpool.formats._buf import Source, Truncated, be32
 from kvmpool.formats.info import ImageInfo
 
 HEAD_SIZE = 64 << 10
+_INT64_MAX = (1 << 63) - 1
 
 Parser = Callable[[Source], ImageInfo]
 
@@ -158,7 +160,11 @@ def probe_fd(fd: int, path: str, size: int, *, format: str | None = None) -> Ima
             fmt, parser = _detect(src)
         else:
             parser = _BY_FORMAT.get(format, _unknown(format))
-        return parser(src)
+        info = parser(src)
+        if info.capacity > _INT64_MAX and info.corrupt is None:
+            # qemu keeps sizes in signed 64-bit integers and refuses anything larger.
+            info = dataclasses.replace(info, corrupt="virtual size out of range")
+        return info
     except Truncated as e:
         return ImageInfo(fmt, 0, corrupt=f"truncated {fmt} header: {e}")
     except OSError as e:

@@ -35,6 +35,7 @@ _INCOMPAT_COMPRESSION = 1 << 3
 _INCOMPAT_EXTL2 = 1 << 4
 _INCOMPAT_KNOWN = 0x1F
 
+_INT64_MAX = (1 << 63) - 1
 _MAX_EXTENSIONS = 1024  # real images carry a handful; bounds work on hostile ones
 _MAX_L1_ENTRIES = (32 << 20) // 8  # qemu: the active L1 table is at most 32 MiB
 
@@ -103,15 +104,19 @@ def parse_qcow2(src: Source) -> ImageInfo:
     elif l1_size < needed_l1:
         problems.append("L1 table is too small for the virtual size")
 
-    # Table placement, as qemu checks it on open (alignment and bounds only).
-    if (be64(h, 40) | be64(h, 48)) % cluster:
-        problems.append("L1 or refcount table offset is not cluster aligned")
+    # Table placement, as qemu checks it on open (alignment and 63-bit bounds only).
+    tables = (
+        ("L1", be64(h, 40), l1_size * 8),
+        ("refcount", be64(h, 48), be32(h, 56) * cluster),
+        ("snapshot", be64(h, 64), be32(h, 60) * 40),
+    )
+    for name, offset, length in tables:
+        if offset % cluster or offset + length > _INT64_MAX:
+            problems.append(f"{name} table offset is invalid")
     if be32(h, 56) > (8 << 20) >> cluster_bits:
         problems.append("refcount table too large")
     if be32(h, 60) > 65536:
         problems.append("too many snapshots")
-    elif be32(h, 60) and be64(h, 64) % cluster:
-        problems.append("snapshot table offset is not cluster aligned")
 
     encryption: str | None = None
     if crypt == 1:
@@ -139,29 +144,34 @@ def parse_qcow2(src: Source) -> ImageInfo:
     fde = False
     fde_off = 0
     if header_length <= cluster:
+        # qemu's walk: from the header end to the backing name (or the end of cluster 0);
+        # bytes past the end of the file read as zeros.
         end = backing_off if backing_off and backing_off <= cluster else cluster
-        end = min(end, src.size)
         ext_area = src.head[:end]
+
+        def need(upto: int) -> bytes:
+            if upto <= len(ext_area) or len(ext_area) == min(end, src.size):
+                return ext_area
+            return src.read(0, min(end, src.size), limit=cluster)  # rare: past the first read
+
         off = header_length
         seen = 0
-        while off + 8 <= end:
+        while off < end:
             seen += 1
             if seen > _MAX_EXTENSIONS:
                 problems.append("too many header extensions")
                 break
-            if off + 8 > len(ext_area):  # rare: extensions beyond the first read
-                ext_area = src.read(0, end, limit=cluster)
-            etype = be32(ext_area, off)
-            elen = be32(ext_area, off + 4)
+            ext_area = need(off + 8)
+            header = ext_area[off : off + 8].ljust(8, b"\0")
+            etype, elen = be32(header, 0), be32(header, 4)
             off += 8
+            if off > end or elen > end - off:
+                problems.append(f"header extension 0x{etype:08x} too large")
+                break
             if etype == _EXT_END:
                 break
-            if elen > end - off:
-                problems.append(f"header extension 0x{etype:08x} overruns cluster 0")
-                break
-            if off + elen > len(ext_area):
-                ext_area = src.read(0, end, limit=cluster)
-            data = ext_area[off : off + elen]
+            ext_area = need(off + elen)
+            data = ext_area[off : off + elen].ljust(elen, b"\0")
             if etype == _EXT_BACKING_FORMAT:
                 if elen >= 16:
                     problems.append("backing format name too long")
@@ -234,6 +244,10 @@ def parse_qcow(src: Source) -> ImageInfo:
         problems.append("virtual size too large")
     if crypt > 1:
         problems.append(f"unknown encryption method {crypt}")
+    if 9 <= cluster_bits <= 16 and 6 <= l2_bits <= 13:
+        l1_bytes = -(-size >> (cluster_bits + l2_bits)) * 8
+        if be64(h, 40) + l1_bytes > _INT64_MAX:
+            problems.append("L1 table offset is invalid")
     backing: BackingRef | None = None
     backing_off = be64(h, 8)
     backing_len = be32(h, 16)

@@ -24,6 +24,8 @@ KDMV = b"KDMV"
 COWD = b"COWD"
 _GD_AT_END = 0xFFFFFFFFFFFFFFFF
 _MAX_DESC = 1 << 20
+_DESC_AT = 512
+_DESC_LEN = 20 * 512
 _DESC_TYPES = {
     "monolithicFlat",
     "vmfs",
@@ -169,8 +171,6 @@ def parse_kdmv(src: Source) -> ImageInfo:
     flags = le32(h, 8)
     capacity_sectors = le64(h, 12)
     granularity = le64(h, 20)
-    desc_off = le64(src.head, 28)
-    desc_size = le64(src.head, 36)
     gtes = le32(h, 44)
     overhead = le64(h, 64)
     if version > 3:
@@ -179,15 +179,9 @@ def parse_kdmv(src: Source) -> ImageInfo:
     if overhead * 512 > src.size:
         problems.append("file truncated (grain data offset past the end)")
     capacity = capacity_sectors * 512
-    text = ""
-    if desc_off:
-        length = min(desc_size * 512, 64 << 10)
-        try:
-            raw = src.read(desc_off * 512, length)
-        except Truncated:
-            raw = b""
-            problems.append("embedded descriptor lies past the end of the file")
-        text = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    # qemu reads the embedded descriptor at sector 1 (20 sectors) whatever the header says.
+    raw = src.head[_DESC_AT : _DESC_AT + _DESC_LEN]
+    text = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     if not text.strip():
         # The extents of a split image carry an empty descriptor area (or none at all).
         problems.insert(0, "sparse extent without a descriptor (part of a split vmdk)")
