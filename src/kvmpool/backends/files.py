@@ -114,7 +114,8 @@ def describe(path: str, name: str) -> VolumeDef | None:
             format=info.format,
             permissions=perms,
             timestamps=stamps,
-            compat=info.compat,
+            # libvirt names the compat level of v3 images only (v2 is the implied 0.10).
+            compat=info.compat if info.compat == "1.1" else None,
             cluster_size=info.cluster_size if info.format == "qcow2" else None,
             lazy_refcounts=info.lazy_refcounts,
             extended_l2=info.extended_l2,
