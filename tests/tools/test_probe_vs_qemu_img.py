@@ -465,3 +465,13 @@ def test_marked_corrupt_qcow2_is_flagged_though_qemu_reads_it(tmp_path: Path) ->
     assert not _qemu_refuses(img)
     info = probe(str(img))
     assert info.capacity == 64 << 20 and info.corrupt == "image is marked corrupt"
+
+
+def test_vmdk_descriptor_quirks_match_qemu(tmp_path: Path) -> None:
+    """Hand-edited descriptors: a blank line before an extent makes qemu count it twice."""
+    img = create(tmp_path, "vmdk", "m.vmdk", "8M", "subformat=monolithicFlat")
+    text = img.read_text().replace("\nRW ", "\n\nRW ")
+    img.write_text(text)
+    info = probe(str(img))
+    assert_matches(info, qinfo(img))
+    assert info.capacity == 16 << 20

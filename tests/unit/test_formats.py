@@ -928,3 +928,18 @@ def test_vpc_bat_past_end(tmp_path: Path) -> None:
     data = bytearray(vpc_dynamic(footer))
     struct.pack_into(">Q", data, 512 + 16, 1 << 30)  # BAT offset far past the end
     assert "truncated" in (probe(write(tmp_path / "v", bytes(data))).corrupt or "")
+
+
+def test_vmdk_extent_lines_read_like_qemu(tmp_path: Path) -> None:
+    """qemu's sscanf() skips newlines: a blank line before an extent counts it twice."""
+    (tmp_path / "m-flat.vmdk").write_bytes(b"")
+    lines = ["", 'RW 16384 FLAT "m-flat.vmdk" 0']
+    twice = probe(write(tmp_path / "m.vmdk", descriptor("monolithicFlat", lines)))
+    assert twice.capacity == 2 * 16384 * 512 and twice.corrupt is None
+    assert twice.extra_files == (str(tmp_path / "m-flat.vmdk"),)
+    # a FLAT line whose closing quote is gone has no offset for qemu: invalid
+    broken = descriptor("monolithicFlat", ['RW 16384 FLAT "m-flat.vmdk\u00ff 0'])
+    assert "invalid extent line" in (probe(write(tmp_path / "b.vmdk", broken)).corrupt or "")
+    # a descriptor whose extents are all unusable: qemu would abort, we say corrupt
+    none = descriptor("twoGbMaxExtentSparse", ['RW 0 SPARSE "x.vmdk"'])
+    assert "no usable extents" in (probe(write(tmp_path / "n.vmdk", none)).corrupt or "")

@@ -255,7 +255,8 @@ def parse_qcow(src: Source) -> ImageInfo:
         if backing_len > 1023:
             problems.append("backing file name too long")
         elif backing_len:
-            backing = backing_ref(_backing_name(src, backing_off, backing_len), src.path, None)
+            name = _backing_name(src, backing_off, backing_len)
+            backing = backing_ref(name, src.path, None) if name else None
     return ImageInfo(
         format="qcow",
         capacity=capacity,
@@ -316,7 +317,8 @@ def parse_qed(src: Source) -> ImageInfo:
             problems.append("backing file name lies outside the header")
         elif length:
             fmt = "raw" if features & _QED_F_BACKING_RAW else None
-            backing = backing_ref(_backing_name(src, off, length), src.path, fmt)
+            name = _backing_name(src, off, length)
+            backing = backing_ref(name, src.path, fmt) if name else None
     return ImageInfo(
         format="qed",
         capacity=size,

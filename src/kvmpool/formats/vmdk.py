@@ -35,7 +35,6 @@ _DESC_TYPES = {
     "twoGbMaxExtentFlat",
 }
 _EXTENT_TYPES = {"FLAT", "SPARSE", "VMFS", "VMFSSPARSE", "SESPARSE"}
-_EXTENT_RE = re.compile(r'^(\S{1,10})\s+(-?\d+)\s+(\S{1,10})\s+"([^"\r\n]*)"(?:\s+(-?\d+))?')
 _VERSION_LINE = re.compile(rb"version=[123]\r?\n")
 
 
@@ -69,6 +68,19 @@ def _desc_value(text: str, key: str) -> str | None:
     return m.group(1) if m else None
 
 
+_HEX = re.compile(r"[ \t\n\v\f\r]*[+-]?(?:0[xX])?[0-9a-fA-F]")
+
+
+def _cids_ok(text: str) -> bool:
+    """qemu reads ``CID`` and ``parentCID`` as hex right after the first match of each name."""
+    text = text[: 20 * 512]
+    for key in ("CID", "parentCID"):
+        at = text.find(key)
+        if at < 0 or not _HEX.match(text, at + len(key) + 1):
+            return False
+    return True
+
+
 def _parent(text: str, src: Source) -> tuple[BackingRef | None, str | None]:
     # qemu looks for the first occurrence of the key anywhere in the descriptor.
     key = "parentFileNameHint="
@@ -85,6 +97,83 @@ def _parent(text: str, src: Source) -> tuple[BackingRef | None, str | None]:
     return backing_ref(name, src.path, "vmdk"), None
 
 
+_WS = " \t\n\v\f\r"  # C isspace()
+_NUMBER = re.compile(r"[+-]?\d+")
+
+
+def _scan_extent(text: str, i: int) -> list[str]:
+    """qemu's ``sscanf(p, "%10s %ld %10s \"%511[^\n\r\"]\" %ld")``: the fields it fills.
+
+    Like sscanf, whitespace (newlines included) is skipped before each field.
+    """
+    n = len(text)
+    fields: list[str] = []
+
+    def skip(j: int) -> int:
+        while j < n and text[j] in _WS:
+            j += 1
+        return j
+
+    def word(j: int) -> tuple[str, int]:
+        j = skip(j)
+        k = j
+        while k < n and k - j < 10 and text[k] not in _WS:
+            k += 1
+        return text[j:k], k
+
+    def number(j: int) -> tuple[str, int]:
+        j = skip(j)
+        m = _NUMBER.match(text, j)
+        return (m.group(), m.end()) if m else ("", j)
+
+    access, i = word(i)
+    if not access:
+        return fields
+    fields.append(access)
+    sectors, i = number(i)
+    if not sectors:
+        return fields
+    fields.append(sectors)
+    etype, i = word(i)
+    if not etype:
+        return fields
+    fields.append(etype)
+    i = skip(i)
+    if i >= n or text[i] != '"':
+        return fields
+    k = i + 1
+    while k < n and k - i - 1 < 511 and text[k] not in '\n\r"':
+        k += 1
+    if k == i + 1:
+        return fields
+    fields.append(text[i + 1 : k])
+    if k >= n or text[k] != '"':
+        return fields
+    offset, _ = number(k + 1)
+    if offset:
+        fields.append(offset)
+    return fields
+
+
+def _extent_lines(text: str) -> list[tuple[int, list[str]]]:
+    """What qemu's scan of every line start yields, with how often it is counted.
+
+    sscanf skips leading whitespace, newlines included, so a blank line reads the next
+    non-blank line: qemu counts an extent line once more for every blank line before it.
+    """
+    out: list[tuple[int, list[str]]] = []
+    pending = 0
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip(_WS):
+            out.append((1 + pending, _scan_extent(text, pos)))
+            pending = 0
+        else:
+            pending += 1
+        pos += len(line) + 1
+    return out
+
+
 def _parse_descriptor(text: str, src: Source) -> ImageInfo:
     create = _desc_value(text, "createType")
     problems: list[str] = []
@@ -94,28 +183,29 @@ def _parse_descriptor(text: str, src: Source) -> ImageInfo:
         problems.append(f"unsupported descriptor createType {create!r}")
     sectors = 0
     extra: list[str] = []
-    for line in text.splitlines():
-        m = _EXTENT_RE.match(line.strip())
-        if not m or m.group(1) != "RW":
+    for times, fields in _extent_lines(text):
+        matches = len(fields)
+        if matches < 4 or fields[0] != "RW":  # qemu ignores all but read-write extents
             continue
-        count, etype, name, offset = int(m.group(2)), m.group(3), m.group(4), m.group(5)
-        if etype == "FLAT" and (offset is None or int(offset) < 0):
-            problems.append(f"invalid extent line {line.strip()!r}")
-            continue
-        if etype not in ("FLAT",) and offset is not None:
-            problems.append(f"invalid extent line {line.strip()!r}")
+        count, etype, name = int(fields[1]), fields[2], fields[3]
+        valid = (matches == 5 and int(fields[4]) >= 0) if etype == "FLAT" else matches == 4
+        if not valid:
+            problems.append(f"invalid extent line {' '.join(fields)[:80]!r}")
             continue
         if count <= 0 or etype not in _EXTENT_TYPES:
             continue
         path = resolve(name, src.path)
         if path is None:
             continue
-        sectors += count
-        extra.append(path)
+        sectors += count * times
+        if path not in extra:
+            extra.append(path)
         if not os.path.exists(path):
             problems.append(f"extent file {name!r} is missing")
-    if "parentCID" not in text:
-        problems.append("descriptor has no CID/parentCID")
+    if not extra and not problems:
+        problems.append("descriptor lists no usable extents")
+    if not _cids_ok(text):
+        problems.append("descriptor has no readable CID/parentCID")
     backing, perr = _parent(text, src)
     if perr:
         problems.append(perr)
@@ -192,8 +282,8 @@ def parse_kdmv(src: Source) -> ImageInfo:
             subformat="extent",
             corrupt="; ".join(problems),
         )
-    if "parentCID" not in text:
-        problems.append("descriptor has no CID/parentCID")
+    if not _cids_ok(text):
+        problems.append("descriptor has no readable CID/parentCID")
     backing, perr = _parent(text, src)
     if perr:
         problems.append(perr)
