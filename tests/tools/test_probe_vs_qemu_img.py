@@ -475,3 +475,26 @@ def test_vmdk_descriptor_quirks_match_qemu(tmp_path: Path) -> None:
     info = probe(str(img))
     assert_matches(info, qinfo(img))
     assert info.capacity == 16 << 20
+
+
+def test_qcow2_with_snapshots_bitmaps_and_data(tmp_path: Path) -> None:
+    img = create(tmp_path, "qcow2", "busy.qcow2", "64M")
+    qemu_img("snapshot", "-c", "snap1", img)
+    qemu_img("bitmap", "--add", img, "dirty0")
+    src = tmp_path / "data.raw"
+    src.write_bytes(os.urandom(1 << 20))
+    qemu_img("convert", "-n", "-O", "qcow2", "-f", "raw", src, img)  # rewrite the data
+    qemu_img("snapshot", "-c", "snap2", img)
+    info = probe(str(img))
+    assert_matches(info, qinfo(img))
+
+
+@pytest.mark.parametrize("subformat", ["streamOptimized", "monolithicSparse"])
+def test_converted_vmdk_with_data(tmp_path: Path, subformat: str) -> None:
+    src = tmp_path / "data.raw"
+    src.write_bytes(os.urandom(1 << 20) + bytes(3 << 20))
+    img = tmp_path / "conv.vmdk"
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", "-o", f"subformat={subformat}", src, img)
+    info = probe(str(img))
+    assert_matches(info, qinfo(img))
+    assert info.subformat == subformat
