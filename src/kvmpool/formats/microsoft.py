@@ -11,6 +11,8 @@ at the CHS maximum.
 VHDX: little-endian; two headers at 64 and 128 KiB (the valid one with the higher
 sequence wins), a region table at 192 KiB pointing at the metadata region, whose items
 give the virtual size and the fixed/has-parent flags. GUIDs are stored mixed-endian.
+Headers and region table carry CRC-32C checksums, which qemu verifies and so do we; a log
+with entries for the current log GUID must be replayed before qemu opens the image.
 """
 
 from __future__ import annotations
@@ -94,7 +96,6 @@ _ITEM_FILE_PARAMS = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
 _ITEM_DISK_SIZE = uuid.UUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
 _ITEM_LOGICAL_SECTOR = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
 _NULL_GUID = bytes(16)
-_MAX_VHDX_SIZE = 64 << 40
 _MAX_LOG_SCAN = 16 << 20
 
 
