@@ -287,6 +287,13 @@ def test_kvmpool_creates_what_libvirt_creates(walk: Walk, vol: str) -> None:
     walk.ok()
     theirs = walk.virsh("vol-dumpxml", "v-" + vol, "--pool", walk.pool).stdout
     ours = walk.virsh("vol-dumpxml", "k-" + vol, "--pool", walk.pool).stdout
+    if vol.endswith(".qcow2"):
+        # The one deliberate difference (README): kvmpool makes qcow2 v3 (compat 1.1, qemu's
+        # default) where libvirt 9.0 asks for the obsolete v2 (0.10). libvirt then reports
+        # exactly these two extra lines for kvmpool's file, and nothing else differs.
+        v3 = "    <compat>1.1</compat>\n"
+        assert ours.count(v3) == 1 and "<features/>" in ours and v3 not in theirs
+        ours = ours.replace(v3, "").replace("    <features/>\n", "")
     assert _creation_view(ours, "k-") == _creation_view(theirs, "v-")
 
 
