@@ -30,6 +30,10 @@ class Ability(StrEnum):
     SNAPSHOT = "snapshot volumes"
 
 
+# vol-wipe's algorithms, as libvirt names them (scrub's patterns, plus zero and trim).
+WIPE_ALGORITHMS = ("zero", "nnsa", "dod", "bsi", "gutmann", "schneier", "pfitzner7",
+                   "pfitzner33", "random", "trim")
+
 FILE_FORMATS = ("raw", "qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx", "dir")
 # Formats a file pool can create with qemu-img (raw and dir are made in-process).
 QEMU_IMG_FORMATS = frozenset({"qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx"})

@@ -65,14 +65,16 @@ class Manager:
 
     def records(self) -> list[PoolRecord]:
         """All pools; an active pool whose storage vanished is reported inactive."""
-        result = []
-        for rec in self.store.load_all():
-            if rec.live is not None and not self._still_active(rec.live):
-                if rec.config is None:
-                    continue  # a transient pool that is gone
-                rec = dataclasses.replace(rec, live=None)
-            result.append(rec)
+        result = [rec for rec in map(self._checked, self.store.load_all()) if rec is not None]
         return sorted(result, key=lambda r: r.name.lower())
+
+    def _checked(self, rec: PoolRecord) -> PoolRecord | None:
+        """``rec`` as the system sees it now (None: a transient pool that is gone)."""
+        if rec.live is not None and not self._still_active(rec.live):
+            if rec.config is None:
+                return None
+            return dataclasses.replace(rec, live=None)
+        return rec
 
     def _still_active(self, pool: PoolDef) -> bool:
         if not caps.caps(pool.type).has_backend:
@@ -83,13 +85,13 @@ class Manager:
             return False
 
     def record(self, name_or_uuid: str) -> PoolRecord:
-        recs = self.records()
-        for rec in recs:
-            if rec.name == name_or_uuid:
-                return rec
-        for rec in recs:
-            if rec.uuid == name_or_uuid.lower():
-                return rec
+        """A pool by name, else by UUID (only that pool's storage is checked)."""
+        recs = self.store.load_all()
+        match = [r for r in recs if r.name == name_or_uuid] or [
+            r for r in recs if r.uuid == name_or_uuid.lower()]
+        found = self._checked(match[0]) if match else None
+        if found is not None:
+            return found
         raise PoolNotFound(
             f"Storage pool not found: no storage pool with matching name '{name_or_uuid}'",
             hint="list pools with: kvmpool pool-list --all",

@@ -18,6 +18,7 @@ import shutil
 from kvmpool import copy
 from kvmpool.backends.base import Reflink
 from kvmpool.backends.files import DEFAULT_MODE, chown, publish, qemu_img_options
+from kvmpool.caps import WIPE_ALGORITHMS
 from kvmpool.copy import Progress
 from kvmpool.errors import (
     AlreadyExists,
@@ -30,9 +31,6 @@ from kvmpool.host import qemu_img
 from kvmpool.host.run import Runner
 from kvmpool.model import Snapshot, VolTarget, VolumeDef
 from kvmpool.names import TEMP_PREFIX, check_volume_name
-
-WIPE_ALGORITHMS = ("zero", "nnsa", "dod", "bsi", "gutmann", "schneier", "pfitzner7",
-                   "pfitzner33", "random", "trim")
 
 
 def _fmt(vol: VolumeDef) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from xml.sax.saxutils import escape
 
 import click
 
@@ -71,7 +70,7 @@ def build_pool_xml(session: Session, o: dict[str, object]) -> str:
     """The XML virsh's pool-define-as builds from its options (same elements, same order)."""
 
     def a(value: object) -> str:
-        return "'" + escape(str(value), {"'": "&apos;", '"': "&quot;"}) + "'"
+        return "'" + xml.escape(str(value)) + "'"
 
     def s(key: str) -> str | None:
         value = o.get(key)
@@ -81,7 +80,7 @@ def build_pool_xml(session: Session, o: dict[str, object]) -> str:
     target = s("target")
     if target is None and pool_type == PoolType.DIR:
         target = os.path.join(session.paths.data, "pools", str(o["name"]))
-    lines = [f"<pool type={a(pool_type)}>", f"  <name>{escape(str(o['name']))}</name>"]
+    lines = [f"<pool type={a(pool_type)}>", f"  <name>{xml.escape(str(o['name']))}</name>"]
     src: list[str] = []
     if s("source_host"):
         port = f" port={a(s('source_port'))}" if s("source_port") else ""
@@ -112,13 +111,13 @@ def build_pool_xml(session: Session, o: dict[str, object]) -> str:
     if s("source_format"):
         src.append(f"<format type={a(s('source_format'))}/>")
     if s("source_name"):
-        src.append(f"<name>{escape(s('source_name') or '')}</name>")
+        src.append(f"<name>{xml.escape(s('source_name') or '')}</name>")
     if s("source_protocol_ver"):
         src.append(f"<protocol ver={a(s('source_protocol_ver'))}/>")
     if src:
         lines += ["  <source>", *("    " + x for x in src), "  </source>"]
     if target:
-        lines += ["  <target>", f"    <path>{escape(target)}</path>", "  </target>"]
+        lines += ["  <target>", f"    <path>{xml.escape(target)}</path>", "  </target>"]
     if s("thin_pool"):
         lines[0] = lines[0][:-1] + f" xmlns:kvmpool={a(KVMPOOL_NS)}>"
         lines.append(f"  <kvmpool:thinpool name={a(s('thin_pool'))}/>")

@@ -10,7 +10,7 @@ import click
 
 from kvmpool import xml
 from kvmpool.backends.base import Reflink
-from kvmpool.backends.fileops import WIPE_ALGORITHMS
+from kvmpool.caps import WIPE_ALGORITHMS
 from kvmpool.cli.main import Session, cli, failing
 from kvmpool.cli.output import emit_json, table
 from kvmpool.cli.pools import json_option, pass_session

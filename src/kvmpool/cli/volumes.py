@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
 import click
 
 from kvmpool import xml
@@ -18,13 +16,13 @@ from kvmpool.units import parse_size
 
 
 def _attr(value: str) -> str:
-    return "'" + escape(value, {"'": "&apos;", '"': "&quot;"}) + "'"
+    return "'" + xml.escape(value) + "'"
 
 
 def vol_xml(name: str, capacity: int, allocation: int | None, fmt: str | None,
             backing: str | None, backing_format: str | None) -> str:
     """The XML virsh's vol-create-as builds (capacity in plain bytes), kept schema-valid."""
-    lines = ["<volume>", f"  <name>{escape(name)}</name>",
+    lines = ["<volume>", f"  <name>{xml.escape(name)}</name>",
              f"  <capacity>{capacity}</capacity>"]
     if allocation is not None:
         lines.append(f"  <allocation>{allocation}</allocation>")
@@ -33,7 +31,7 @@ def vol_xml(name: str, capacity: int, allocation: int | None, fmt: str | None,
     else:
         lines.append("  <target/>")  # virsh omits it, but libvirt's schema requires it
     if backing:
-        lines += ["  <backingStore>", f"    <path>{escape(backing)}</path>"]
+        lines += ["  <backingStore>", f"    <path>{xml.escape(backing)}</path>"]
         if backing_format:
             lines.append(f"    <format type={_attr(backing_format)}/>")
         lines.append("  </backingStore>")

@@ -53,11 +53,13 @@ never written; input extents, timestamps and ``<physical>`` are not read; ``<ref
 is accepted for any pool type although libvirt's schema allows it only for rbd.
 """
 
+from kvmpool.xml._writer import esc as escape
 from kvmpool.xml.pool import format_pool, format_sources, parse_pool
 from kvmpool.xml.validate import validate
 from kvmpool.xml.volume import format_volume, parse_volume
 
 __all__ = [
+    "escape",
     "format_pool",
     "format_sources",
     "format_volume",
