@@ -43,6 +43,7 @@ from kvmpool.lock import locked
 from kvmpool.model import PoolDef, PoolType, Snapshot, VolTarget, VolType, VolumeDef
 from kvmpool.names import check_pool_name, check_volume_name
 from kvmpool.paths import Paths
+from kvmpool.secrets import SecretStore
 from kvmpool.store import PoolRecord, Store
 
 DEFINITIONS_LOCK = "definitions"
@@ -56,7 +57,7 @@ class Manager:
         self.paths = paths
         self.runner = runner or Runner()
         self.store = Store(paths, self.runner, warn)
-        self.ctx = Context(self.runner)
+        self.ctx = Context(self.runner, SecretStore(paths).value_for)
 
     # ------------------------------------------------------------ lookups
 

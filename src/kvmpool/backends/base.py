@@ -8,13 +8,14 @@ of a dir pool), the backend method simply does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from kvmpool.copy import Progress
 from kvmpool.host.run import Runner
-from kvmpool.model import PoolDef, Snapshot, VolumeDef
+from kvmpool.model import Auth, PoolDef, Snapshot, VolumeDef
 
 
 class Overwrite(StrEnum):
@@ -32,9 +33,11 @@ class CreateOptions:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a backend may use: the runner (host commands and announced file changes)."""
+    """What a backend may use: the runner (host commands and announced file changes), and
+    ``secret``: the value of the secret a pool's ``<auth>`` names (kvmpool.secrets)."""
 
     runner: Runner
+    secret: Callable[[Auth], bytes] | None = None
 
 
 class Backend(Protocol):
