@@ -75,7 +75,7 @@ def cli(ctx: click.Context, root: str | None, quiet: bool, debug: bool, dry_run:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Register the commands (imported for their side effect on ``cli``).
-    from kvmpool.cli import pools, secrets, volume_ops, volumes  # noqa: F401
+    from kvmpool.cli import discovery, pools, secrets, serve, volume_ops, volumes  # noqa: F401
 
     args = list(sys.argv[1:] if argv is None else argv)
     ctx: click.Context | None = None
