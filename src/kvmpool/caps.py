@@ -66,9 +66,13 @@ TABLE: dict[PoolType, TypeCaps] = {
     PoolType.DISK: TypeCaps(frozenset({Ability.BUILD, Ability.DELETE, Ability.CREATE_VOLUME, Ability.DELETE_VOLUME}), DISK_VOL_FORMATS, True),  # noqa: E501
     # LVs have no format: volumes are raw block devices; every ability, any LV.
     PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
+    PoolType.ISCSI_DIRECT: TypeCaps(frozenset(), (), True),  # LUNs listed only; no wipe: no writer
 }
 
 _NONE = TypeCaps(frozenset(), (), False)
+
+# Pool types whose sources kvmpool can look for (find-storage-pool-sources).
+DISCOVERY = frozenset({PoolType.ISCSI, PoolType.ISCSI_DIRECT})
 
 
 def caps(pool_type: PoolType) -> TypeCaps:
@@ -87,6 +91,11 @@ def require(pool: PoolDef, ability: Ability) -> None:
     require_backend(pool)
     if ability not in caps(pool.type).abilities:
         raise Unsupported(f"pool '{pool.name}' ({pool.type}) cannot {ability}")
+
+
+def require_discovery(pool_type: PoolType) -> None:
+    if pool_type not in DISCOVERY:
+        raise Unsupported(f"pool type '{pool_type}' does not support source discovery")
 
 
 def require_format(pool: PoolDef, fmt: str) -> None:

@@ -19,6 +19,7 @@ _REGISTRY: dict[PoolType, str] = {
     PoolType.FS: "kvmpool.backends.fs:FsBackend",
     PoolType.DISK: "kvmpool.backends.disk:DiskBackend",
     PoolType.LOGICAL: "kvmpool.backends.logical:LogicalBackend",
+    PoolType.ISCSI_DIRECT: "kvmpool.backends.iscsi_direct:IscsiDirectBackend",
 }
 
 
