@@ -78,7 +78,7 @@ def pool_view(m: Manager, rec: PoolRecord) -> dict[str, object]:
 def _pool_def(svc: Service, call: Call) -> PoolDef:
     doc = call.text("xml")
     if doc is not None:
-        if len(call.body) > 1:
+        if set(call.body) - {"xml", "build", "overwrite"}:
             raise InvalidArgument("give either 'xml' or the pool's fields, not both")
         return xml.parse_pool(doc)
     if call.text("name") is None or call.text("type") is None:
@@ -137,6 +137,10 @@ def stop_pool(svc: Service, call: Call) -> Reply:
     with failing(f"Failed to destroy pool {pool}"):
         m = svc.manager()
         rec = m.destroy(pool)
+    if not rec.persistent:  # a transient pool is gone once stopped
+        return Reply(data={"name": rec.name, "uuid": rec.uuid, "type": rec.current.type.value,
+                           "state": "inactive", "active": False, "persistent": False,
+                           "autostart": False, "gone": True})
     return Reply(data=pool_view(m, m.record(rec.name)))
 
 
