@@ -130,11 +130,18 @@ class LogicalBackend:
         vg = vg_of(pool)
         devs = [d.path for d in pool.source.devices]
         if self._vg_exists(vg):
-            if not devs or pool.thin_pool:
-                return  # adopting an existing volume group: nothing to build
-            on = sorted(os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg)
-            raise AlreadyExists(f"volume group '{vg}' already exists (on {', '.join(on)})",
-                                hint="define the pool without --source-dev to use it as it is")
+            # Already built (by hand, as in the classic pvcreate + vgcreate walkthrough, or
+            # by an earlier build): fine when the VG holds the pool's devices, refused when
+            # a VG of that name lives elsewhere.
+            on = {os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg}
+            wanted = {os.path.realpath(d) for d in devs}
+            if wanted <= on:
+                return
+            raise AlreadyExists(
+                f"volume group '{vg}' already exists on {', '.join(sorted(on))}, "
+                f"not on {', '.join(sorted(wanted - on))}",
+                hint="choose another --source-name, or define the pool without --source-dev "
+                     "to use that volume group as it is")
         if not devs:
             raise InvalidArgument(
                 f"volume group '{vg}' does not exist and the pool names no source device",
@@ -204,9 +211,8 @@ class LogicalBackend:
 
     def _describe(self, pool: PoolDef, lv: LogicalVolume) -> VolumeDef:
         allocation = lv.size
-        if (lv.is_thin or lv.is_sparse) and lv.data_percent is not None:
-            cow = sum(s.size for s in lv.segments) if lv.is_sparse else lv.size
-            allocation = int(cow * lv.data_percent / 100) if lv.is_thin else cow
+        if lv.is_thin and lv.data_percent is not None:
+            allocation = int(lv.size * lv.data_percent / 100)
         extents = tuple(
             ExtentDevice(path=dev.path, extents=(Extent(
                 start=dev.first_extent * lv.extent_size,
@@ -216,7 +222,10 @@ class LogicalBackend:
         if lv.backing is not None:
             backing = VolTarget(path=f"/dev/{lv.vg}/{lv.backing}")
         path = lv.path or f"/dev/{lv.vg}/{lv.name}"
-        return VolumeDef(name=lv.name, type=VolType.BLOCK, key=lv.uuid, capacity=lv.size,
+        # A sparse LV (libvirt's) is a snapshot of a hidden zero origin: its capacity is
+        # the origin's size, its allocation the copy-on-write store.
+        capacity = lv.origin_size if lv.is_sparse and lv.origin_size else lv.size
+        return VolumeDef(name=lv.name, type=VolType.BLOCK, key=lv.uuid, capacity=capacity,
                          allocation=allocation, source=extents,
                          target=VolTarget(path=path), backing_store=backing)
 
@@ -380,7 +389,8 @@ class LogicalBackend:
         prefix = f"{SNAP_PREFIX}{vol.name}_"
         result = []
         for lv in self.lvm.lvs(vg_of(pool)):
-            if lv.origin != vol.name or not lv.name.startswith(prefix):
+            # By name: a thin snapshot keeps no origin once the origin was replaced (revert).
+            if not lv.name.startswith(prefix) or not (lv.is_snapshot or lv.is_thin):
                 continue
             classic = lv.is_snapshot
             fill = lv.data_percent
@@ -413,14 +423,10 @@ class LogicalBackend:
         snap = self._snap_lv(vol, name)
         snap_lv = self.lvm.lv(vg, snap)
         if lv.is_thin:
-            # Merge a thin copy of the snapshot and keep the snapshot itself. A thin merge
-            # happens when the origin is activated, so it is deactivated around it.
-            tmp = f"{SNAP_PREFIX}{vol.name}__revert"
-            check_lv_name(tmp)
-            self.lvm.create_thin_snapshot(vg, snap, tmp)
-            self.lvm.lvchange(vg, vol.name, active=False)
-            self.lvm.merge(vg, tmp)
-            self.lvm.lvchange(vg, vol.name, active=True, ignore_skip=True)
+            # The origin is replaced by a writable thin snapshot of the snapshot, which
+            # itself stays (as Proxmox does). The volume's key (LV UUID) changes.
+            self.lvm.lvremove(vg, vol.name)
+            self.lvm.create_thin_snapshot(vg, snap, vol.name, activation_skip=False)
         else:
             if [s for s in self.list_snapshots(pool, vol) if s.name == name and not s.valid]:
                 raise InvalidState(f"snapshot '{name}' of '{vol.name}' is full and invalid: "

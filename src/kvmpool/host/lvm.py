@@ -68,6 +68,7 @@ LV_FIELDS = (
     "lv_size",
     "lv_attr",
     "origin",
+    "origin_size",
     "pool_lv",
     "data_percent",
     "metadata_percent",
@@ -152,6 +153,7 @@ class LogicalVolume:
     metadata_percent: float | None
     extent_size: int
     segments: tuple[Segment, ...]
+    origin_size: int = 0  # bytes of the origin (a sparse LV's virtual size)
 
     @property
     def segtype(self) -> str:
@@ -582,6 +584,7 @@ def parse_lvs(stdout: str) -> tuple[LogicalVolume, ...]:
             metadata_percent=_percent(r, "metadata_percent"),
             extent_size=_int(r, "vg_extent_size"),
             segments=tuple(sorted(segments[key], key=lambda s: s.start)),
+            origin_size=int(r.get("origin_size") or 0),
         )
         for key, r in heads.items()
     )
