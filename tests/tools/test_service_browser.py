@@ -1,0 +1,228 @@
+"""The page in Debian's chromium, headless, driven by Selenium through chromium-driver.
+
+The story: create a dir pool, start it, create a volume and see it listed with the right
+size, clone it, delete both, delete the pool; on the way, the keyboard, the second
+confirmation for a pool holding volumes, and a narrow (phone) viewport. Screenshots are
+kept in artifacts/browser/ (gitignored) to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tools.service_server import Server, serving
+
+pytestmark = pytest.mark.tools
+
+CHROMIUM = "/usr/bin/chromium"
+DRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-dev-shm-usage", "--window-size=1280,900")
+
+if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+    pytest.skip("needs Debian's chromium and chromium-driver (scripts/setup --test)",
+                allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Page:
+    def __init__(self, driver: WebDriver, server: Server) -> None:
+        self.d = driver
+        self.server = server
+        self.shots = 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def wait(self, what: str, cond: Callable[[WebDriver], Any], timeout: float = 20) -> Any:
+        def check(d: WebDriver) -> Any:
+            error = d.find_element(By.ID, "error")
+            if error.is_displayed():
+                raise AssertionError(f"the page shows an error while waiting for {what}: "
+                                     + error.text)
+            return cond(d)
+        return WebDriverWait(self.d, timeout).until(check, message=what)
+
+    def css(self, selector: str) -> Any:
+        return self.d.find_element(By.CSS_SELECTOR, selector)
+
+    def all(self, selector: str) -> list[Any]:
+        return list(self.d.find_elements(By.CSS_SELECTOR, selector))
+
+    def click(self, selector: str) -> None:
+        self.wait(f"{selector} clickable", lambda d: self.css(selector).is_enabled()
+                  and self.css(selector).is_displayed())
+        self.css(selector).click()
+
+    def fill(self, selector: str, text: str) -> None:
+        field = self.css(selector)
+        field.clear()
+        field.send_keys(text)
+
+    def shot(self, name: str) -> Path:
+        self.shots += 1
+        path = ARTIFACTS / f"{self.shots:02d}-{name}.png"
+        self.d.save_screenshot(str(path))
+        return path
+
+    def pool_row(self, name: str) -> Any:
+        return self.css(f'#pool-table tr[data-pool="{name}"]')
+
+    def vol_names(self) -> list[str]:
+        return [r.get_attribute("data-vol") for r in self.all("#volume-table tbody tr")]
+
+    def dialog_open(self, dialog_id: str) -> bool:
+        return bool(self.d.execute_script(
+            f"return document.getElementById('{dialog_id}').open"))
+
+
+def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    target = tmp_path / "images"
+    with serving(tmp_path / "root") as server:
+        page = Page(browser, server)
+        browser.get(server.url + "/")
+        page.wait("the page to load", lambda d: d.find_element(
+            By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        assert page.css("#no-pools").is_displayed()
+        page.shot("empty")
+
+        # keyboard: Tab reaches "New pool…", Enter opens the dialog on its first field
+        body = page.css("body")
+        body.send_keys(Keys.TAB)
+        for _ in range(10):
+            if browser.switch_to.active_element.get_attribute("id") == "new-pool":
+                break
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+        assert browser.switch_to.active_element.get_attribute("id") == "new-pool"
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        page.wait("the pool dialog", lambda d: page.dialog_open("pool-dialog"))
+        assert browser.switch_to.active_element.get_attribute("id") == "pool-name"
+
+        # create a dir pool (built, not started)
+        page.fill("#pool-name", "web")
+        page.fill("#pool-target", str(target))
+        assert page.css("#pool-build").is_selected()
+        for hidden in ("#pool-source-host", "#pool-source-dev"):
+            assert not page.css(hidden).is_displayed()
+        page.shot("create-pool-dialog")
+        page.click("#pool-create")
+        page.wait("pool web listed", lambda d: page.all('tr[data-pool="web"]'))
+        page.wait("web inactive", lambda d: "inactive" in page.pool_row("web").text)
+        assert target.is_dir()
+
+        # other types show their own fields
+        page.click("#new-pool")
+        select = page.css("#pool-type")
+        for option in select.find_elements(By.TAG_NAME, "option"):
+            if option.get_attribute("value") == "netfs":
+                option.click()
+        assert page.css("#pool-source-host").is_displayed()
+        assert page.css("#pool-source-path").is_displayed()
+        page.shot("create-netfs-dialog")
+        page.css("#pool-name").send_keys(Keys.ESCAPE)
+        page.wait("dialog closed", lambda d: not page.dialog_open("pool-dialog"))
+
+        # start it
+        page.click('tr[data-pool="web"] button[data-action="start"]')
+        page.wait("web running", lambda d: "running" in page.pool_row("web").text)
+        assert page.pool_row("web").find_element(By.CSS_SELECTOR, ".meter")
+
+        # create a volume, listed with its size
+        page.click('tr[data-pool="web"] button[data-action="volumes"]')
+        page.wait("volumes shown", lambda d: page.css("#volumes").is_displayed())
+        page.click("#new-volume")
+        page.fill("#vol-name", "disk1")
+        page.fill("#vol-capacity", "10M")
+        page.click("#vol-create")
+        page.wait("disk1 listed", lambda d: page.vol_names() == ["disk1"])
+        row = page.css('tr[data-vol="disk1"]')
+        assert row.find_element(By.CSS_SELECTOR, ".capacity").text == "10.00 MiB"
+        assert row.find_element(By.CSS_SELECTOR, ".format").text == "raw"
+        assert row.find_element(By.CSS_SELECTOR, ".path").text == str(target / "disk1")
+        assert (target / "disk1").stat().st_size == 10 << 20
+        page.shot("volume-created")
+
+        # clone it (a job, shown in the job list)
+        page.click('tr[data-vol="disk1"] button[data-action="clone"]')
+        assert page.css("#clone-name").get_attribute("value") == "disk1-clone"
+        page.click("#clone-ok")
+        page.wait("clone listed", lambda d: page.vol_names() == ["disk1", "disk1-clone"])
+        page.wait("clone job done", lambda d: page.all('#job-list li[data-state="succeeded"]'))
+        clone = page.css('tr[data-vol="disk1-clone"]')
+        assert clone.find_element(By.CSS_SELECTOR, ".capacity").text == "10.00 MiB"
+        page.wait("volume count", lambda d: page.pool_row("web").find_element(
+            By.CSS_SELECTOR, ".count").text == "2")
+        page.shot("cloned")
+
+        # a narrow screen: rows become cards, nothing wider than the screen
+        browser.set_window_size(390, 844)
+        page.wait("narrow layout", lambda d: d.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1"))
+        page.shot("narrow")
+        browser.execute_script("document.getElementById('volumes').scrollIntoView()")
+        page.shot("narrow-volumes")
+        browser.set_window_size(1280, 900)
+
+        # deleting a pool holding volumes needs the second confirmation; cancel it
+        page.click('tr[data-pool="web"] button[data-action="delete"]')
+        page.wait("first confirmation", lambda d: page.dialog_open("confirm-dialog"))
+        page.click("#confirm-ok")
+        page.wait("second confirmation", lambda d: page.dialog_open("confirm-dialog")
+                  and "holds 2 volume" in page.css("#confirm-title").text)
+        assert page.css("#confirm-typed").is_displayed()
+        page.shot("second-confirmation")
+        page.click("#confirm-ok")  # without typing the name: refused by the page
+        page.wait("refusal", lambda d: "type “web” to confirm" in page.css(
+            "#confirm-dialog .dialog-error").text)
+        assert page.dialog_open("confirm-dialog")
+        page.shot("second-confirmation-refused")
+        page.click("#confirm-cancel")
+        assert page.pool_row("web") and (target / "disk1").exists()
+
+        # delete both volumes
+        for name in ("disk1-clone", "disk1"):
+            page.click(f'tr[data-vol="{name}"] button[data-action="delete"]')
+            page.wait("confirm", lambda d: page.dialog_open("confirm-dialog"))
+            page.click("#confirm-ok")
+            page.wait(f"{name} gone", lambda d, n=name: n not in page.vol_names())
+        assert page.css("#no-volumes").is_displayed()
+        assert not (target / "disk1").exists()
+
+        # delete the pool (stopped, storage removed, undefined)
+        page.click('tr[data-pool="web"] button[data-action="delete"]')
+        page.wait("confirm", lambda d: page.dialog_open("confirm-dialog"))
+        assert page.css("#confirm-option").is_selected()  # also undefine
+        page.click("#confirm-ok")
+        page.wait("pool gone", lambda d: not page.all('tr[data-pool="web"]'))
+        assert page.css("#no-pools").is_displayed()
+        assert not target.exists()
+        assert server("GET", "/api/pools").json() == []
+        page.shot("pool-deleted")
