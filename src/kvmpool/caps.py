@@ -67,6 +67,7 @@ TABLE: dict[PoolType, TypeCaps] = {
     # LVs have no format: volumes are raw block devices; every ability, any LV.
     PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
     PoolType.ISCSI_DIRECT: TypeCaps(frozenset(), (), True),  # LUNs listed only; no wipe: no writer
+    PoolType.ISCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
 }
 
 _NONE = TypeCaps(frozenset(), (), False)

@@ -20,6 +20,7 @@ _REGISTRY: dict[PoolType, str] = {
     PoolType.DISK: "kvmpool.backends.disk:DiskBackend",
     PoolType.LOGICAL: "kvmpool.backends.logical:LogicalBackend",
     PoolType.ISCSI_DIRECT: "kvmpool.backends.iscsi_direct:IscsiDirectBackend",
+    PoolType.ISCSI: "kvmpool.backends.iscsi:IscsiBackend",  # untested without the VM tier
 }
 
 

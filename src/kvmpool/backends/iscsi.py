@@ -1,0 +1,256 @@
+"""The ``iscsi`` backend: the LUNs of one target, logged in through the kernel's initiator.
+
+UNTESTED against a real kernel initiator: the machines that develop kvmpool have no iscsi_tcp
+module; the VM tier is to exercise it (tests/unit/test_backend_iscsi.py checks the command
+sequence with a fake runner). As libvirt's ``storage_backend_iscsi.c``:
+
+- start: if no session to the target exists: with ``<initiator><iqn>``, an iface named
+  after the IQN (``iscsiadm.iface_name``); a node record (``--op new``); CHAP written into
+  that record (0600, never in argv: see ``kvmpool.host.iscsiadm``); ``--login``. A failed
+  login deletes the record again, so no password is left on disk.
+- stop: ``--logout``, then the node record is deleted (libvirt keeps it, with the CHAP
+  password in clear; kvmpool does not leave it behind).
+- check: a session to the target exists (``iscsiadm --mode session``).
+- refresh: rescan the session (``-r SID -R``), list its LUs (``-P 3``); each disk becomes
+  volume ``unit:<channel>:<id>:<lun>``, its path the stable link in the pool's target
+  directory (default ``/dev/disk/by-path``; LUs without one are skipped, as libvirt does),
+  sizes from sysfs. Pool capacity = allocation = the sum, available 0.
+
+May run: iscsiadm (open-iscsi), udevadm settle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+
+from kvmpool import copy
+from kvmpool.backends.base import Context, CreateOptions, Overwrite
+from kvmpool.copy import Progress
+from kvmpool.errors import InvalidArgument, KvmpoolError, ToolMissing
+from kvmpool.fileio import atomic_write
+from kvmpool.host import iscsiadm, udev
+from kvmpool.host.run import Completed
+from kvmpool.model import PoolDef, VolTarget, VolType, VolumeDef
+
+DEFAULT_TARGET = "/dev/disk/by-path"
+TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Where:
+    host: str
+    port: int | None
+    target: str
+    initiator: str | None
+
+    @property
+    def portal(self) -> str:
+        return iscsiadm.portal(self.host, self.port)
+
+
+def where(pool: PoolDef) -> Where:
+    src = pool.source
+    if not src.hosts:
+        raise InvalidArgument(f"pool '{pool.name}' has no source host",
+                              hint="give one: <source><host name='H' port='3260'/>")
+    if not src.devices:
+        raise InvalidArgument(f"pool '{pool.name}' has no target IQN",
+                              hint="give one: <source><device path='iqn....'/>")
+    return Where(src.hosts[0].name, src.hosts[0].port, src.devices[0].path, src.initiator_iqn)
+
+
+class IscsiBackend:
+    nodes_dirs: tuple[str, ...] = iscsiadm.NODES_DIRS
+    sys_block = "/sys/block"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # ------------------------------------------------------------ helpers
+
+    def _run(self, argv: list[str], what: str, *, changes: bool = True,
+             ok: tuple[int, ...] = (0,), timeout: float = TIMEOUT,
+             secrets: tuple[str, ...] = ()) -> Completed:
+        result = self.ctx.runner.run(argv, changes=changes, check=False, timeout=timeout,
+                                     secrets=secrets)
+        if result.returncode not in ok:
+            stderr = result.stderr
+            for secret in secrets:
+                stderr = stderr.replace(secret, "<redacted>")
+            raise iscsiadm.classify(Completed(result.argv, result.returncode, "", stderr), what)
+        return result
+
+    def _sid(self, w: Where) -> int | None:
+        result = self._run(iscsiadm.sessions_argv(), "cannot list iSCSI sessions",
+                           changes=False, ok=(0, 21))
+        return iscsiadm.find_session(iscsiadm.parse_sessions(result.stdout), w.target)
+
+    def _chap(self, pool: PoolDef) -> tuple[str, str] | None:
+        auth = pool.source.auth
+        if auth is None:
+            return None
+        if auth.type != "chap":
+            raise InvalidArgument(f"pool '{pool.name}': iSCSI supports only chap "
+                                  f"authentication, not {auth.type}")
+        if self.ctx.secret is None:
+            raise KvmpoolError(f"pool '{pool.name}' uses CHAP but no secret store is at hand")
+        try:
+            return auth.username, self.ctx.secret(auth).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"pool '{pool.name}': the CHAP secret is not text") from None
+
+    def _set_chap(self, w: Where, iface: str, username: str, password: str) -> None:
+        """CHAP into the node record file; iscsiadm's argv form only if there is none."""
+        for path in iscsiadm.node_record_paths(w.target, w.host, w.port, iface=iface,
+                                               nodes_dirs=self.nodes_dirs):
+            if os.path.isfile(path):
+                if self.ctx.runner.change(f"write the CHAP settings into {path} (0600)"):
+                    with open(path, encoding="utf-8") as f:
+                        record = f.read()
+                    atomic_write(path, iscsiadm.record_with_chap(record, username, password),
+                                 mode=0o600)
+                return
+        for argv in iscsiadm.chap_update_argvs(w.portal, w.target, username, password):
+            self._run(argv, f"cannot set CHAP for iSCSI target {w.target}",
+                      secrets=(password,))
+
+    # ------------------------------------------------------------ core
+
+    def check(self, pool: PoolDef) -> bool:
+        return self._sid(where(pool)) is not None
+
+    def build(self, pool: PoolDef, overwrite: Overwrite) -> None:
+        """Nothing to build."""
+
+    def start(self, pool: PoolDef) -> None:
+        w = where(pool)
+        if self._sid(w) is not None:
+            return
+        what = f"cannot log in to iSCSI target {w.target} at {w.portal}"
+        iface = "default"
+        if w.initiator is not None:
+            iface = iscsiadm.iface_name(w.initiator)
+            self._run(iscsiadm.iface_new_argv(iface), what, ok=(0, 15))
+            self._run(iscsiadm.iface_initiator_argv(iface, w.initiator), what)
+        new = iscsiadm.node_new_argv(w.portal, w.target)
+        self._run(new + (["--interface", iface] if w.initiator else []), what, ok=(0, 15))
+        try:
+            chap = self._chap(pool)
+            if chap is not None:
+                self._set_chap(w, iface, *chap)
+            self._run(iscsiadm.login_argv(w.portal, w.target,
+                                          iface if w.initiator else None),
+                      what, timeout=iscsiadm.LOGIN_TIMEOUT)
+        except BaseException:
+            with contextlib.suppress(KvmpoolError):
+                self._run(iscsiadm.node_delete_argv(w.portal, w.target), what, ok=(0, 21))
+            raise
+
+    def stop(self, pool: PoolDef) -> None:
+        w = where(pool)
+        what = f"cannot log out of iSCSI target {w.target} at {w.portal}"
+        self._run(iscsiadm.logout_argv(w.portal, w.target), what, ok=(0, 21))
+        self._run(iscsiadm.node_delete_argv(w.portal, w.target), what, ok=(0, 21))
+
+    def delete(self, pool: PoolDef) -> None:
+        raise AssertionError("caps.TABLE forbids deleting an iscsi pool")
+
+    def refresh(self, pool: PoolDef) -> PoolDef:
+        vols = self._volumes(pool, rescan=True)
+        total = sum(v.capacity or 0 for v in vols)
+        return dataclasses.replace(pool, capacity=total, allocation=total, available=0)
+
+    def _volumes(self, pool: PoolDef, *, rescan: bool = False) -> list[VolumeDef]:
+        w = where(pool)
+        sid = self._sid(w)
+        if sid is None:
+            raise KvmpoolError(f"no iSCSI session to target {w.target}",
+                               hint=f"restart the pool: kvmpool pool-destroy {pool.name}; "
+                                    f"kvmpool pool-start {pool.name}")
+        what = f"cannot scan iSCSI target {w.target}"
+        if rescan:
+            self._run(iscsiadm.rescan_argv(sid), what, changes=False)
+            udev.settle(self.ctx.runner)
+        detail = self._run(["iscsiadm", "--mode", "session", "-r", str(sid), "-P", "3"],
+                           what, changes=False)
+        target_dir = pool.target.path or DEFAULT_TARGET
+        links = self._links(target_dir)
+        vols = []
+        for session in iscsiadm.parse_session_detail(detail.stdout):
+            for lu in session.lus:
+                if lu.disk is None:
+                    continue
+                path = links.get(lu.disk)
+                if path is None:
+                    continue  # no stable name: skipped, as libvirt does
+                size = self._size(lu.disk)
+                vols.append(VolumeDef(name=f"unit:{lu.channel}:{lu.id}:{lu.lun}",
+                                      type=VolType.BLOCK, key=path, capacity=size,
+                                      allocation=size, target=VolTarget(path=path)))
+        return vols
+
+    @staticmethod
+    def _links(target_dir: str) -> dict[str, str]:
+        """Kernel name (sda) -> the stable link in ``target_dir`` (by-path) naming it."""
+        found: dict[str, str] = {}
+        try:
+            names = sorted(os.listdir(target_dir))
+        except FileNotFoundError:
+            return found
+        for name in names:
+            path = os.path.join(target_dir, name)
+            if os.path.islink(path) and "-iscsi-" in name and "-part" not in name:
+                found.setdefault(os.path.basename(os.path.realpath(path)), path)
+        return found
+
+    def _size(self, disk: str) -> int:
+        with open(os.path.join(self.sys_block, disk, "size"), encoding="ascii") as f:
+            return int(f.read().strip()) * 512
+
+    def list_volumes(self, pool: PoolDef, *, details: bool) -> list[VolumeDef]:
+        return self._volumes(pool)
+
+    def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
+        for vol in self._volumes(pool):
+            if name in (vol.name, vol.key):
+                return vol
+        return None
+
+    def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None:
+        raise AssertionError("caps.TABLE forbids creating iscsi volumes")
+
+    def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
+        raise AssertionError("caps.TABLE forbids deleting iscsi volumes")
+
+    # optional abilities (declared in caps.TABLE)
+
+    def wipe_volume(
+        self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
+    ) -> None:
+        """zero in-process; scrub's patterns with scrub; no trim (libvirt has none either)."""
+        path = vol.target.path
+        if path is None:
+            raise KvmpoolError(f"volume '{vol.name}' has no path")
+        if algorithm == "trim":
+            raise InvalidArgument("'trim' algorithm not supported",
+                                  hint="use --algorithm zero")
+        if not self.ctx.runner.change(f"wipe {path} ({algorithm})"):
+            return
+        if algorithm == "zero":
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        if shutil.which("scrub") is None:
+            raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
+        self.ctx.runner.run(["scrub", "-f", "-p", algorithm, path], timeout=24 * 3600)
+
+
+def _quiet(_done: int) -> None:
+    """No progress to show."""
