@@ -57,7 +57,11 @@ class Manager:
         self.paths = paths
         self.runner = runner or Runner()
         self.store = Store(paths, self.runner, warn)
-        self.ctx = Context(self.runner, SecretStore(paths).value_for)
+        self.ctx = Context(
+            self.runner,
+            cache_dir=None if self.runner.dry_run else os.path.join(paths.run, "cache"),
+            secret=SecretStore(paths).value_for,
+        )
 
     # ------------------------------------------------------------ lookups
 

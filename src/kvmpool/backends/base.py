@@ -37,6 +37,7 @@ class Context:
     ``secret``: the value of the secret a pool's ``<auth>`` names (kvmpool.secrets)."""
 
     runner: Runner
+    cache_dir: str | None = None  # where backends may keep caches (kvmpool's run dir)
     secret: Callable[[Auth], bytes] | None = None
 
 

@@ -8,6 +8,7 @@ import os
 
 from kvmpool.backends import fileops, files
 from kvmpool.backends.base import Context, CreateOptions, Overwrite, Reflink
+from kvmpool.backends.probecache import ProbeCache
 from kvmpool.copy import Progress
 from kvmpool.errors import InvalidArgument, InvalidState, KvmpoolError
 from kvmpool.model import Permissions, PoolDef, Snapshot, VolumeDef
@@ -75,7 +76,10 @@ class DirBackend:
             target=dataclasses.replace(pool.target, permissions=perms))
 
     def list_volumes(self, pool: PoolDef, *, details: bool) -> list[VolumeDef]:
-        return files.scan(target_of(pool), details=details)
+        cache = None
+        if details and self.ctx.cache_dir is not None:
+            cache = ProbeCache(os.path.join(self.ctx.cache_dir, pool.uuid + ".json"))
+        return files.scan(target_of(pool), details=details, cache=cache)
 
     def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
         if "/" in name or name in ("", ".", ".."):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from kvmpool import formats
 from kvmpool.backends.base import CreateOptions
+from kvmpool.backends.probecache import ProbeCache
 from kvmpool.caps import QEMU_IMG_FORMATS
 from kvmpool.errors import (
     AlreadyExists,
@@ -47,18 +48,23 @@ def statvfs_sizes(path: str) -> tuple[int, int, int]:
     return capacity, capacity - available, available
 
 
-def scan(directory: str, *, details: bool) -> list[VolumeDef]:
-    """Every volume in ``directory`` (not recursive), as libvirt's refresh finds them."""
+def scan(directory: str, *, details: bool, cache: ProbeCache | None = None) -> list[VolumeDef]:
+    """Every volume in ``directory`` (not recursive), as libvirt's refresh finds them.
+
+    The extent files of a vmdk belong to their descriptor and are not volumes of their own.
+    """
     vols: list[VolumeDef] = []
+    members: set[str] = set()
     with os.scandir(directory) as entries:
         for entry in entries:
             name = entry.name
             if name.startswith(TEMP_PREFIX) or any(ord(c) < 32 for c in name):
                 continue
             if details:
-                vol = describe(entry.path, name)
-                if vol is not None:
-                    vols.append(vol)
+                found = _describe(entry.path, name, cache)
+                if found is not None:
+                    vols.append(found[0])
+                    members.update(found[1])
                 continue
             try:
                 is_dir = entry.is_dir()
@@ -69,11 +75,21 @@ def scan(directory: str, *, details: bool) -> list[VolumeDef]:
                 kind = VolType.DIR if is_dir else VolType.FILE
                 vols.append(VolumeDef(name=name, type=kind, key=entry.path,
                                       target=VolTarget(path=entry.path)))
-    return vols
+    if cache is not None:
+        cache.save()
+    return [v for v in vols if v.key not in members] if members else vols
 
 
 def describe(path: str, name: str) -> VolumeDef | None:
     """Everything about one file volume, or None for what libvirt skips (FIFOs, dangling links)."""
+    found = _describe(path, name, None)
+    return found[0] if found is not None else None
+
+
+def _describe(
+    path: str, name: str, cache: ProbeCache | None
+) -> tuple[VolumeDef, tuple[str, ...]] | None:
+    """The volume and the member files that belong to it (a vmdk's extents)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -83,31 +99,39 @@ def describe(path: str, name: str) -> VolumeDef | None:
     if stat.S_ISDIR(st.st_mode):
         return VolumeDef(name=name, type=VolType.DIR, key=path, capacity=0, allocation=0,
                          target=VolTarget(path=path, format="dir", permissions=perms,
-                                          timestamps=stamps))
+                                          timestamps=stamps)), ()
     if stat.S_ISBLK(st.st_mode):
         size = _block_size(path)
         return VolumeDef(name=name, type=VolType.FILE, key=path, capacity=size,
                          allocation=size, physical=size,
                          target=VolTarget(path=path, format="raw", permissions=perms,
-                                          timestamps=stamps))
+                                          timestamps=stamps)), ()
     if not stat.S_ISREG(st.st_mode):
         return None
-    try:
-        info = formats.probe(path)
-    except OSError:
-        return None
+    info = cache.get(name, st) if cache is not None else None
+    if info is None:
+        try:
+            info = formats.probe(path)
+        except OSError:
+            return None
+        if cache is not None:
+            cache.put(name, st, info)
     capacity = st.st_size if info.format in ("raw", "iso") else info.capacity
     if info.corrupt is not None:
         capacity = 0  # a damaged header's sizes mean nothing
     backing = None
     if info.backing is not None:
         backing = _backing_target(info.backing)
+    allocation = st.st_blocks * 512
+    for member in info.extra_files:  # a vmdk's extents, a qcow2's data file: all its bytes
+        with contextlib.suppress(OSError):
+            allocation += os.stat(member).st_blocks * 512
     return VolumeDef(
         name=name,
         type=VolType.FILE,
         key=path,
         capacity=capacity,
-        allocation=st.st_blocks * 512,
+        allocation=allocation,
         physical=st.st_size,
         target=VolTarget(
             path=path,
@@ -123,7 +147,7 @@ def describe(path: str, name: str) -> VolumeDef | None:
         ),
         backing_store=backing,
         problem=info.corrupt,
-    )
+    ), info.extra_files
 
 
 def _backing_target(ref: formats.BackingRef) -> VolTarget:

@@ -16,6 +16,8 @@ from kvmpool.units import pretty
 
 def display_width(text: str) -> int:
     """Columns a cell takes; control characters count as the 4-column escape ``\\xNN``."""
+    if text.isascii() and text.isprintable():
+        return len(text)
     width = 0
     for ch in text:
         if ord(ch) < 32 or ord(ch) == 127:
@@ -30,6 +32,8 @@ def display_width(text: str) -> int:
 
 
 def _escape(text: str) -> str:
+    if text.isprintable():
+        return text
     return "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in text)
 
 
