@@ -57,10 +57,13 @@ class Manager:
         self.paths = paths
         self.runner = runner or Runner()
         self.store = Store(paths, self.runner, warn)
+        store = SecretStore(paths)
         self.ctx = Context(
             self.runner,
             cache_dir=None if self.runner.dry_run else os.path.join(paths.run, "cache"),
-            secret=SecretStore(paths).value_for,
+            secret=store.value_for,
+            secret_ref=lambda ref, usage: store.get_value(store.lookup(ref, usage).uuid,
+                                                          internal=True),
         )
 
     # ------------------------------------------------------------ lookups

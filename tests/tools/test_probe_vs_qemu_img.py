@@ -32,7 +32,7 @@ SECRET = "sec0"
 
 
 def qemu_img(*args: str | os.PathLike[str], cwd: Path | None = None) -> str:
-    for _attempt in range(5):
+    for _attempt in range(12):
         proc = subprocess.run(
             ["qemu-img", *map(str, args)],
             capture_output=True,

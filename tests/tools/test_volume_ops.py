@@ -253,3 +253,38 @@ def test_a_killed_clone_never_leaves_a_volume_that_looks_whole(pool: Path,
     listing = subprocess.run([*cmd, "vol-list", "guest"], env=env, check=True,
                              capture_output=True, text=True).stdout
     assert "copy.img" not in listing and ".kvmpool" not in listing
+
+
+def test_luks_volumes_take_their_passphrase_from_a_secret(
+    kvmpool: Kvmpool, pool: Path, tmp_path: Path
+) -> None:
+    uuid = "f52a81b2-424e-490c-823d-6bd4235bc572"
+    (tmp_path / "secret.xml").write_text(
+        f"<secret ephemeral='no' private='yes'><uuid>{uuid}</uuid>"
+        f"<usage type='volume'><volume>{pool}/enc.qcow2</volume></usage></secret>")
+    kvmpool("secret-define", str(tmp_path / "secret.xml"))
+    passphrase = "Pa55-phrase-never-shown"
+    (tmp_path / "pass.txt").write_text(passphrase)
+    kvmpool("secret-set-value", uuid, "--file", str(tmp_path / "pass.txt"), "--plain")
+    outputs = []
+    for name, fmt in (("enc.qcow2", "qcow2"), ("enc.img", "raw")):
+        spec = tmp_path / f"{name}.xml"
+        spec.write_text(
+            f"<volume><name>{name}</name><capacity unit='M'>16</capacity><target>"
+            f"<format type='{fmt}'/><encryption format='luks'><secret type='passphrase' "
+            f"uuid='{uuid}'/></encryption></target></volume>")
+        outputs.append(kvmpool("--debug", "vol-create", "guest", str(spec)))
+        xml_out = kvmpool("vol-dumpxml", name, "guest").out
+        assert "<encryption format='luks'>" in xml_out and "<format type='luks'/>" not in xml_out
+        outputs.append(kvmpool("vol-info", name, "guest", "--bytes"))
+        assert "Capacity:       16777216 bytes" in outputs[-1].out
+    assert qemu_info(pool / "enc.qcow2")["encrypted"] is True
+    # The right passphrase opens it; nothing kvmpool printed or left holds the passphrase.
+    opened = subprocess.run(
+        ["qemu-img", "info", "--object", f"secret,id=s,file={tmp_path / 'pass.txt'}",
+         "--image-opts", f"driver=luks,key-secret=s,file.filename={pool / 'enc.img'}"],
+        capture_output=True, text=True, check=False)
+    assert opened.returncode == 0, opened.stderr
+    for result in outputs:
+        assert passphrase not in result.out + result.err
+    assert not [p for p in os.listdir(pool) if p.startswith(".kvmpool")]

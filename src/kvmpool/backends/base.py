@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from kvmpool.copy import Progress
 from kvmpool.host.run import Runner
-from kvmpool.model import Auth, PoolDef, Snapshot, VolumeDef
+from kvmpool.model import Auth, PoolDef, SecretRef, Snapshot, VolumeDef
 
 
 class Overwrite(StrEnum):
@@ -39,6 +39,8 @@ class Context:
     runner: Runner
     cache_dir: str | None = None  # where backends may keep caches (kvmpool's run dir)
     secret: Callable[[Auth], bytes] | None = None
+    # The value of a secret named by reference and usage type (a volume's passphrase).
+    secret_ref: Callable[[SecretRef, str], bytes] | None = None
 
 
 class Backend(Protocol):

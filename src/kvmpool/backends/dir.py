@@ -87,7 +87,7 @@ class DirBackend:
         return files.describe(os.path.join(target_of(pool), name), name)
 
     def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None:
-        files.create(self.ctx.runner, target_of(pool), vol, options)
+        files.create(self.ctx.runner, target_of(pool), vol, options, self.ctx.secret_ref)
 
     def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
         files.delete(self.ctx.runner, vol)
