@@ -102,10 +102,11 @@ def lvm() -> Lvm:
 def disks(vm_disks: list[str], lvm: Lvm) -> Iterator[list[str]]:
     """The scratch disks, left blank after the test whatever it did to them."""
     yield vm_disks
-    for vg in sorted({pv.vg for pv in lvm.pvs() if pv.vg}):
+    ours = [pv for pv in lvm.pvs() if pv.name in vm_disks]
+    for vg in sorted({pv.vg for pv in ours if pv.vg}):
         lvm.vgremove(vg)
-    if lvm.pvs():
-        lvm.pvremove(vm_disks, force=True)
+    if ours:
+        lvm.pvremove([pv.name for pv in ours], force=True)
     for disk in vm_disks:
         subprocess.run(["wipefs", "-a", "-q", disk], check=True, timeout=60)
 
