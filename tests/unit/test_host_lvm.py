@@ -418,6 +418,15 @@ def test_classify(stderr: str, rc: int, kind: type[KvmpoolError], text: str) -> 
     assert "--help" not in error.message
 
 
+def test_classify_in_use_hints() -> None:
+    pv = classify(
+        failed('  Can\'t initialize physical volume "/dev/vda" of volume group "vg0" without -ff\n')
+    )
+    assert pv.hint is not None and "vgreduce" in pv.hint
+    lv = classify(failed("  Logical volume vg0/lin in use.\n"))
+    assert lv.hint is not None and "mounted" in lv.hint
+
+
 def test_classify_no_free_space_has_a_hint() -> None:
     stderr = '  Volume group "vg0" has insufficient free space (82 extents): 2560 required.\n'
     error = classify(failed(stderr))

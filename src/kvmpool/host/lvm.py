@@ -684,10 +684,13 @@ def classify(result: Completed) -> KvmpoolError:
     useful = [ln for ln in lines if not any(p.search(ln) for p in _NOISE)] or lines
 
     if (line := _find(_IN_USE, useful)) is not None:
-        return InUse(
-            f"{cmd}: {line}",
-            hint="close or deactivate what uses it (a mounted filesystem, a running guest)",
-        )
+        if re.search(r"volume group", line, re.IGNORECASE):
+            hint = (
+                "the device belongs to a volume group: remove it there first (vgreduce, vgremove)"
+            )
+        else:
+            hint = "close or deactivate what uses it (a mounted filesystem, a running guest)"
+        return InUse(f"{cmd}: {line}", hint=hint)
     if (line := _find(_ALREADY_EXISTS, useful)) is not None:
         return AlreadyExists(f"{cmd}: {line}")
     if (line := _find(_NOT_FOUND, useful)) is not None:
