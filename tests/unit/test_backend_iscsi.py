@@ -27,7 +27,7 @@ from kvmpool.model import (
     SourceDevice,
     SourceHost,
 )
-from tests.unit.test_host_iscsiadm import DETAIL, RECORD
+from tests.unit.test_host_iscsiadm import RECORD, RECORDED, VT
 
 T = "iqn.2026-11.org.kvmpool.test:plain"
 INIT = "iqn.2026-11.org.kvmpool.test:init"
@@ -64,7 +64,7 @@ class FakeIscsiadm(Runner):
                 return Completed(argv, 21, "", "iscsiadm: No active sessions.\n")
             return Completed(argv, 0, f"tcp: [1] 127.0.0.1:3260,1 {T} (non-flash)\n", "")
         elif "-P" in argv:
-            return Completed(argv, 0, DETAIL.split("\tCurrent Portal: 127.0.0.2")[0], "")
+            return Completed(argv, 0, RECORDED.replace(VT, T), "")
         return Completed(argv, 0, "", "")
 
 
@@ -78,7 +78,7 @@ def _pool(tmp_path: Path, auth: bool = True) -> PoolDef:
 
 
 def _backend(tmp_path: Path, runner: FakeIscsiadm) -> IscsiBackend:
-    backend = IscsiBackend(Context(runner, lambda auth: PASSWORD.encode()))
+    backend = IscsiBackend(Context(runner, secret=lambda auth: PASSWORD.encode()))
     backend.nodes_dirs = (str(runner.nodes),)
     backend.sys_block = str(tmp_path / "sys")
     return backend

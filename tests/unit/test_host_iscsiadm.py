@@ -11,6 +11,8 @@ from kvmpool.host.run import Completed
 
 T = "iqn.2026-11.org.kvmpool.test:plain"
 P = "127.0.0.1:3260,1"
+VT = "iqn.2026-11.org.kvmpool.test:vm-plain"
+VP = "127.0.0.1:49485,1"
 
 # Recorded: ``iscsiadm --op new`` on Debian 12 (open-iscsi 2.1.8), shortened in the middle.
 RECORD = """# BEGIN RECORD 2.1.8
@@ -26,20 +28,20 @@ node.conn[0].port = 3999
 node.conn[0].timeo.auth_timeout = 45
 # END RECORD"""
 
-# ``iscsiadm --mode session -P 3``: the layout of open-iscsi 2.1.x (print_sessions_tree in
-# usr/session_info.c), two sessions of one target through two portals. NOT recorded here:
-# this machine's kernel has no iscsi_tcp; to be replaced by a recording from the VM tier.
-DETAIL = """iSCSI Transport Class version 2.0-870
+# ``iscsiadm --mode session -P 3``, recorded in the VM tier (tests/vm/test_iscsi_pool.py,
+# open-iscsi 2.1.8, Debian kernel 6.1, tgt 1.0.85 on 127.0.0.1): one session, LUN 0 the
+# target's controller (no disk), LUNs 1 and 2 disks.
+RECORDED = """iSCSI Transport Class version 2.0-870
 version 2.1.8
-Target: iqn.2026-11.org.kvmpool.test:plain (non-flash)
-\tCurrent Portal: 127.0.0.1:3260,1
-\tPersistent Portal: 127.0.0.1:3260,1
+Target: iqn.2026-11.org.kvmpool.test:vm-plain (non-flash)
+\tCurrent Portal: 127.0.0.1:49485,1
+\tPersistent Portal: 127.0.0.1:49485,1
 \t\t**********
 \t\tInterface:
 \t\t**********
-\t\tIface Name: default
+\t\tIface Name: kvmpool-iface-4cb36783
 \t\tIface Transport: tcp
-\t\tIface Initiatorname: iqn.1993-08.org.debian:01:kvmpool
+\t\tIface Initiatorname: iqn.2026-11.org.kvmpool.test:vm-initiator
 \t\tIface IPaddress: 127.0.0.1
 \t\tIface HWaddress: default
 \t\tIface Netdev: default
@@ -47,25 +49,47 @@ Target: iqn.2026-11.org.kvmpool.test:plain (non-flash)
 \t\tiSCSI Connection State: LOGGED IN
 \t\tiSCSI Session State: LOGGED_IN
 \t\tInternal iscsid Session State: NO CHANGE
+\t\t*********
+\t\tTimeouts:
+\t\t*********
+\t\tRecovery Timeout: 120
+\t\tTarget Reset Timeout: 30
+\t\tLUN Reset Timeout: 30
+\t\tAbort Timeout: 15
 \t\t*****
 \t\tCHAP:
 \t\t*****
-\t\tusername: alice
+\t\tusername: <empty>
 \t\tpassword: ********
 \t\tusername_in: <empty>
 \t\tpassword_in: ********
 \t\t************************
+\t\tNegotiated iSCSI params:
+\t\t************************
+\t\tHeaderDigest: None
+\t\tDataDigest: None
+\t\tMaxRecvDataSegmentLength: 262144
+\t\tMaxXmitDataSegmentLength: 8192
+\t\tFirstBurstLength: 65536
+\t\tMaxBurstLength: 262144
+\t\tImmediateData: Yes
+\t\tInitialR2T: Yes
+\t\tMaxOutstandingR2T: 1
+\t\t************************
 \t\tAttached SCSI devices:
 \t\t************************
-\t\tHost Number: 2\tState: running
-\t\tscsi2 Channel 00 Id 0 Lun: 0
-\t\tscsi2 Channel 00 Id 0 Lun: 1
+\t\tHost Number: 0\tState: running
+\t\tscsi0 Channel 00 Id 0 Lun: 0
+\t\tscsi0 Channel 00 Id 0 Lun: 1
 \t\t\tAttached scsi disk sda\t\tState: running
-\t\tscsi2 Channel 00 Id 0 Lun: 2
+\t\tscsi0 Channel 00 Id 0 Lun: 2
 \t\t\tAttached scsi disk sdb\t\tState: running
-\tCurrent Portal: 127.0.0.2:3260,1
+"""
+# A second session of the same target through another portal, in the same layout (as
+# multipath setups have; not recorded).
+DETAIL = RECORDED + """\tCurrent Portal: 127.0.0.2:3260,1
 \tPersistent Portal: 127.0.0.2:3260,1
-\t\tIface Initiatorname: iqn.1993-08.org.debian:01:kvmpool
+\t\tIface Initiatorname: iqn.2026-11.org.kvmpool.test:vm-initiator
 \t\tSID: 2
 \t\tiSCSI Session State: FAILED
 \t\tHost Number: 3\tState: running
@@ -128,10 +152,11 @@ def test_parsers() -> None:
     assert sessions == [Session("tcp", 1, P, T), Session("tcp", 4, "127.0.0.2:3260,1", T)]
     assert iscsiadm.find_session(sessions, T, "127.0.0.2:3260,1") == 4
     assert iscsiadm.find_session(sessions, "iqn.other:x") is None
+    assert iscsiadm.parse_session_detail(RECORDED) == iscsiadm.parse_session_detail(DETAIL)[:1]
     one, two = iscsiadm.parse_session_detail(DETAIL)
-    assert (one.target, one.portal, one.sid, one.state, one.host) == (T, P, 1, "LOGGED_IN", 2)
-    assert one.initiator == "iqn.1993-08.org.debian:01:kvmpool"
-    assert one.lus == (Lu(2, 0, 0, 0, None), Lu(2, 0, 0, 1, "sda"), Lu(2, 0, 0, 2, "sdb"))
+    assert (one.target, one.portal, one.sid, one.state, one.host) == (VT, VP, 1, "LOGGED_IN", 0)
+    assert one.initiator == "iqn.2026-11.org.kvmpool.test:vm-initiator"
+    assert one.lus == (Lu(0, 0, 0, 0, None), Lu(0, 0, 0, 1, "sda"), Lu(0, 0, 0, 2, "sdb"))
     assert (two.portal, two.sid, two.state, two.host) == ("127.0.0.2:3260,1", 2, "FAILED", 3)
     assert two.lus == (Lu(3, 0, 0, 1, "sdc"),)
     assert iscsiadm.parse_session_detail("") == []

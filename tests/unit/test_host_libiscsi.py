@@ -130,7 +130,7 @@ def test_backend_sums_disk_luns_and_redacts() -> None:
     runner = FakeRunner({"iscsi-ls": (0, LS_S, ""), f"{T1}/1": (0, "16777216\n", ""),
                          f"{T1}/2": (0, "33554432\n", "")})
     auth = Auth("chap", "alice", SecretRef(usage="u"))
-    backend = IscsiDirectBackend(Context(runner, lambda a: PASSWORD.encode()))
+    backend = IscsiDirectBackend(Context(runner, secret=lambda a: PASSWORD.encode()))
     pool = backend.refresh(_pool(auth))
     assert (pool.capacity, pool.allocation, pool.available) == (50331648, 50331648, 0)
     vols = backend.list_volumes(_pool(auth), details=False)
@@ -143,6 +143,6 @@ def test_backend_sums_disk_luns_and_redacts() -> None:
 
 
 def test_backend_refuses_non_chap_auth() -> None:
-    backend = IscsiDirectBackend(Context(FakeRunner({}), lambda a: b"x"))
+    backend = IscsiDirectBackend(Context(FakeRunner({}), secret=lambda a: b"x"))
     with pytest.raises(InvalidArgument, match="supports only chap"):
         backend.refresh(_pool(Auth("ceph", "admin", SecretRef(usage="u"))))
