@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import pytest
 
@@ -41,9 +42,15 @@ class FakeRunner(Runner):
         self.answers = answers
         self.calls: list[tuple[tuple[str, ...], dict[str, str]]] = []
 
-    def _execute(self, argv: tuple[str, ...], *, timeout: float, input: str | None) -> Completed:
-        env = {k: v for k, v in os.environ.items() if k.startswith("LIBISCSI_")}
-        self.calls.append((argv, env))
+    def _execute(self, argv: tuple[str, ...], *, timeout: float, input: str | None,
+                 env: Mapping[str, str | None] | None = None) -> Completed:
+        full = {k: v for k, v in os.environ.items() if k.startswith("LIBISCSI_")}
+        for key, value in (env or {}).items():
+            if value is None:
+                full.pop(key, None)
+            else:
+                full[key] = value
+        self.calls.append((argv, full))
         for key, (rc, out, err) in self.answers.items():
             if key in " ".join(argv):
                 return Completed(argv, rc, out, err)
@@ -79,7 +86,7 @@ def test_the_password_travels_in_the_environment_only(monkeypatch: pytest.Monkey
     argv, env = runner.calls[0]
     assert PASSWORD not in " ".join(argv)
     assert env == {"LIBISCSI_CHAP_USERNAME": "alice", "LIBISCSI_CHAP_PASSWORD": PASSWORD}
-    assert os.environ["LIBISCSI_CHAP_PASSWORD"] == "from-the-caller"  # restored
+    assert os.environ["LIBISCSI_CHAP_PASSWORD"] == "from-the-caller"  # never touched
     # without CHAP, the caller's LIBISCSI_CHAP_* do not leak into the pool's login
     libiscsi.lun_size(runner, "h", None, "iqn.i:x", T1, 1, None)
     assert runner.calls[-1][1] == {}
@@ -110,8 +117,8 @@ def test_errors_are_classified() -> None:
 
 def test_a_timeout_is_one_sentence() -> None:
     class Slow(Runner):
-        def _execute(self, argv: tuple[str, ...], *, timeout: float,
-                     input: str | None) -> Completed:
+        def _execute(self, argv: tuple[str, ...], *, timeout: float, input: str | None,
+                     env: Mapping[str, str | None] | None = None) -> Completed:
             raise HostCommandFailed("x", argv=argv, returncode=None, stderr="")
 
     with pytest.raises(KvmpoolError, match="no answer within 15 s"):

@@ -11,13 +11,13 @@ Used here:
 
 **CHAP.** libiscsi takes ``iscsi://user%password@host/...`` URLs, but an argument is visible
 to every user of the host (``ps``, ``/proc/PID/cmdline``). The password goes through the
-environment instead (``LIBISCSI_CHAP_USERNAME`` / ``LIBISCSI_CHAP_PASSWORD``, read by libiscsi's
-URL parser), which only the same user (root) can read (``/proc/PID/environ`` is 0400).
-``Runner`` has no per-call environment, so :func:`chap_env` sets the two variables in this
-process for the duration of the call and restores them after (kvmpool is single-threaded);
-the password is also passed to ``Runner.run(secrets=...)`` so it is redacted from anything
-kept or printed. Any ``LIBISCSI_CHAP_*`` the caller's environment had is removed for pools
-without ``<auth>``, so only the pool's XML decides.
+environment of the one tool process instead (``LIBISCSI_CHAP_USERNAME`` /
+``LIBISCSI_CHAP_PASSWORD``, read by libiscsi's URL parser; ``Runner.run(env=...)``), which
+only the same user (root) can read (``/proc/PID/environ`` is 0400). kvmpool's own environment
+is never changed (the REST service runs calls in threads). The password is also passed to
+``Runner.run(secrets=...)``, so it is redacted from anything kept or printed. Any
+``LIBISCSI_CHAP_*`` the caller's environment had is removed from the tool's, so only the
+pool's XML decides.
 
 Every call has a bounded timeout (a portal that accepts the connection and never answers
 would otherwise hang the tools forever).
@@ -25,10 +25,8 @@ would otherwise hang the tools forever).
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvmpool.errors import (
@@ -172,25 +170,15 @@ def classify(result: Completed, what: str) -> KvmpoolError:
 # ------------------------------------------------------------------ running
 
 
-@contextmanager
-def chap_env(chap: Chap | None) -> Iterator[None]:
-    """LIBISCSI_CHAP_* set to ``chap`` (or unset) in this process for the block's duration."""
-    saved = {k: os.environ.get(k) for k in CHAP_VARS}
-    for key in CHAP_VARS:
-        os.environ.pop(key, None)
+def chap_environment(chap: Chap | None) -> dict[str, str | None]:
+    """The LIBISCSI_CHAP_* variables a tool gets for ``chap`` (None: removed)."""
+    env: dict[str, str | None] = dict.fromkeys(CHAP_VARS)
     if chap is not None:
         if "\0" in chap.password or "\0" in chap.username:
             raise InvalidArgument("the CHAP secret or username contains a NUL byte")
-        os.environ["LIBISCSI_CHAP_USERNAME"] = chap.username
-        os.environ["LIBISCSI_CHAP_PASSWORD"] = chap.password
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        env["LIBISCSI_CHAP_USERNAME"] = chap.username
+        env["LIBISCSI_CHAP_PASSWORD"] = chap.password
+    return env
 
 
 def _run(runner: Runner, argv: list[str], chap: Chap | None, what: str,
@@ -198,8 +186,8 @@ def _run(runner: Runner, argv: list[str], chap: Chap | None, what: str,
     limit = TIMEOUT if timeout is None else timeout
     hidden = (chap.password,) if chap is not None else ()
     try:
-        with chap_env(chap):
-            return runner.run(argv, changes=False, timeout=limit, check=False, secrets=hidden)
+        return runner.run(argv, changes=False, timeout=limit, check=False, secrets=hidden,
+                          env=chap_environment(chap))
     except ToolMissing as err:
         err.hint = "install it: apt-get install libiscsi-bin"
         raise

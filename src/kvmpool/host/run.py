@@ -69,13 +69,22 @@ class Runner:
         input: str | None = None,
         check: bool = True,
         secrets: Sequence[str] = (),
+        env: Mapping[str, str | None] | None = None,
     ) -> Completed:
-        """Run ``argv``. ``changes`` marks a command that alters the system (skipped in dry-run)."""
+        """Run ``argv``. ``changes`` marks a command that alters the system (skipped in dry-run).
+
+        ``env``: variables set (None: removed) for this command only, on top of this
+        process's environment: the way to hand a tool a secret without putting it in argv
+        (pass it in ``secrets`` too). Never shown, not even by --debug.
+        """
         argv = tuple(argv)
         if changes and self.dry_run:
             self._say("would run: " + self.show(argv, secrets))
             return Completed(argv, 0, "", "")
-        result = self._execute(argv, timeout=timeout, input=input)
+        if env is None:
+            result = self._execute(argv, timeout=timeout, input=input)
+        else:
+            result = self._execute(argv, timeout=timeout, input=input, env=env)
         shown = Completed(
             tuple(_redact(a, secrets) for a in argv),
             result.returncode,
@@ -107,8 +116,16 @@ class Runner:
     def show(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
         return " ".join(shlex.quote(_redact(a, secrets)) for a in argv)
 
-    def _execute(self, argv: tuple[str, ...], *, timeout: float, input: str | None) -> Completed:
-        env = dict(os.environ, LC_ALL="C", LANG="C")
+    def _execute(
+        self, argv: tuple[str, ...], *, timeout: float, input: str | None,
+        env: Mapping[str, str | None] | None = None,
+    ) -> Completed:
+        full = dict(os.environ, LC_ALL="C", LANG="C")
+        for key, value in (env or {}).items():
+            if value is None:
+                full.pop(key, None)
+            else:
+                full[key] = value
         try:
             proc = subprocess.run(
                 argv,
@@ -117,7 +134,7 @@ class Runner:
                 text=True,
                 errors="replace",
                 timeout=timeout,
-                env=env,
+                env=full,
                 stdin=None if input is not None else subprocess.DEVNULL,
                 check=False,
             )
