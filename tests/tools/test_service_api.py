@@ -361,3 +361,23 @@ def test_openapi_and_page(server: Server) -> None:
         assert server("GET", asset).status_code == 200
     assert server("GET", "/static/../app.py").status_code == 404
     assert server("GET", "/static/nope.js").status_code == 404
+
+
+def test_secrets_without_values_and_discovery(server: Server) -> None:
+    uuid = "6b0d5b4e-8f8a-4d4e-9a57-0c3f0f5c0b11"
+    doc = (f"<secret ephemeral='no' private='yes'><uuid>{uuid}</uuid>"
+           "<usage type='iscsi'><target>libvirtiscsi</target></usage></secret>")
+    r = server("POST", "/api/secrets", {"xml": doc})
+    assert r.status_code == 201, r.text
+    listed = server("GET", "/api/secrets").json()
+    assert [s["uuid"] for s in listed] == [uuid]
+    assert listed[0]["usage"] == "iscsi libvirtiscsi"
+    assert not any("value" in key for key in listed[0])
+    assert "<uuid>" in server("GET", f"/api/secrets/{uuid}/xml").text
+    assert server("GET", "/api/secrets/nope").status_code == 404
+    assert server("POST", "/api/secrets", {"xml": "<secret>"}).status_code == 400
+    assert server("DELETE", f"/api/secrets/{uuid}").status_code == 200
+    assert server("GET", "/api/secrets").json() == []
+    r = server("POST", "/api/discover", {"type": "netfs"})
+    assert r.status_code == 400 and "hostname must be specified" in r.json()["error"]
+    assert server("POST", "/api/discover", {"type": "dir"}).status_code == 400

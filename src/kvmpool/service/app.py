@@ -57,10 +57,11 @@ class Service:
         self.dry_run = dry_run
         self.ops = metrics.Operations()
         self.jobs = Jobs(self.ops.observe)
-        from kvmpool.service import routes_pools, routes_volumes
+        from kvmpool.service import routes_more, routes_pools, routes_volumes
 
         self.routes: tuple[Route, ...] = (
-            *routes_pools.ROUTES, *routes_volumes.ROUTES, *_meta_routes())
+            *routes_pools.ROUTES, *routes_volumes.ROUTES, *routes_more.ROUTES,
+            *_meta_routes())
         self.spool = os.path.join(paths.data, "service-spool")
         shutil.rmtree(self.spool, ignore_errors=True)  # left by a killed server
 

@@ -371,11 +371,40 @@ function showPoolFields() {
   $("#pool-build").checked = type === "dir";
 }
 
+// Source discovery (find-storage-pool-sources-as): pick a source to fill the fields.
+async function discoverSources() {
+  const type = $("#pool-type").value;
+  const out = $("#pool-sources");
+  const body = { type };
+  const host = $("#pool-source-host").value.trim();
+  if (host) body.host = host;
+  out.replaceChildren(el("p", { text: "Looking…" }));
+  try {
+    const found = await api("POST", "/api/discover", body);
+    if (!found.sources.length) { out.replaceChildren(el("p", { text: "No sources found." })); return; }
+    out.replaceChildren(el("p", { text: "Choose a source:" }), ...found.sources.map((src) => {
+      const devs = (src.devices || []).map((d) => d.path);
+      const label = [src.name, src.dir, ...devs].filter(Boolean).join(" ");
+      return button(label || "(source)", "pick-source", () => {
+        if (src.dir) $("#pool-source-path").value = src.dir;
+        if (src.name) $("#pool-source-name").value = src.name;
+        if (devs.length) $("#pool-source-dev").value = devs.join(", ");
+        if (src.format) $("#pool-source-format").value = src.format;
+        out.replaceChildren(el("p", { text: `Chosen: ${label}` }));
+        $("#pool-name").focus();
+      });
+    }));
+  } catch (err) {
+    out.replaceChildren(el("p", { class: "dialog-error", text: `error: ${err.message}` }));
+  }
+}
+
 async function newPool() {
   const data = await ask($("#pool-dialog"), () => {
     $("#pool-type").replaceChildren(...state.caps.map((c) =>
       el("option", { value: c.type, text: c.supported ? c.type : `${c.type} (define only)` })));
     $("#pool-type").value = "dir";
+    $("#pool-sources").replaceChildren();
     showPoolFields();
   });
   if (!data) return;
@@ -700,6 +729,7 @@ async function start() {
   $("#new-volume").addEventListener("click", newVolume);
   $("#close-volumes").addEventListener("click", () => { closeVolumes(); $("#pools-heading").focus(); });
   $("#pool-type").addEventListener("change", showPoolFields);
+  $("#pool-discover").addEventListener("click", discoverSources);
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const ok = await attempt("Signed in", () => api("POST", "/api/session", { token: $("#login-token").value }));
