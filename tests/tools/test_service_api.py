@@ -167,6 +167,10 @@ def test_errors_carry_the_cli_message_and_hint(server: Server) -> None:
     assert r.status_code == 404 and "openapi" in r.json()["hint"]
     r = server("PATCH", "/api/pools")
     assert r.status_code == 405
+    # a body nobody reads would be taken for the next request: the connection is closed
+    r = server("GET", "/api/pools", data=b"GET /api/evil HTTP/1.1\r\n\r\n")
+    assert r.status_code == 400 and r.headers.get("Connection") == "close"
+    assert server("GET", "/api/pools").status_code == 200
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), [

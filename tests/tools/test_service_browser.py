@@ -226,3 +226,25 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         assert not target.exists()
         assert server("GET", "/api/pools").json() == []
         page.shot("pool-deleted")
+
+
+def test_login_with_the_token(browser: WebDriver, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with serving(root, listen="0.0.0.0:0") as server:
+        page = Page(browser, server)
+        browser.get(server.url + "/")
+        page.wait("the login form", lambda d: page.css("#login").is_displayed())
+        assert not page.css("#pools").is_displayed()
+        assert browser.switch_to.active_element.get_attribute("id") == "login-token"
+        page.shot("login")
+        token = (root / "config" / "service-token").read_text().strip()
+        page.css("#login-token").send_keys(token + Keys.ENTER)
+        page.wait("the pools", lambda d: d.find_element(
+            By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        assert page.css("#no-pools").is_displayed()
+        page.click("#new-pool")
+        page.fill("#pool-name", "tok")
+        page.fill("#pool-target", str(tmp_path / "tok"))
+        page.click("#pool-create")
+        page.wait("pool listed", lambda d: page.all('tr[data-pool="tok"]'))
+        assert (tmp_path / "tok").is_dir()

@@ -132,6 +132,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "kvmpool"
     sys_version = ""
     service: Service  # set on the subclass made per server
+    body_read = False
 
     def do_GET(self) -> None:
         self.dispatch()
@@ -147,6 +148,7 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ dispatch
 
     def dispatch(self) -> None:
+        self.body_read = False
         started = time.monotonic()
         route: Route | None = None
         reply: Reply
@@ -218,12 +220,14 @@ class Handler(BaseHTTPRequestHandler):
             if self.headers.get("Content-Length") is None:
                 raise LengthRequired("the upload needs a Content-Length")
             call.stream, call.length = self.rfile, length  # type: ignore[assignment]
+            self.body_read = True  # the route reads it all, or answers Connection: close
         elif length:
             if route.body is None:
                 raise InvalidArgument("this request takes no body")
             if length > MAX_JSON:
                 raise TooLarge(f"the body is larger than {MAX_JSON} bytes")
             call.raw = self.rfile.read(length)
+            self.body_read = True
         route.parse(call)
         return route.handler(self.service, call)
 
@@ -258,7 +262,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, reply: Reply) -> None:
         # A body we did not read would be taken for the next request: close instead.
-        if self.command not in SAFE_METHODS and reply.status >= 400:
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") and \
+                not self.body_read:
             self.close_connection = True
         try:
             if reply.file is not None:
@@ -287,17 +292,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_file(self, reply: Reply) -> None:
         assert reply.file is not None
-        with open(reply.file, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(size))
-            self.common_headers(reply)
-            self.end_headers()
-            if self.command != "HEAD":
-                shutil.copyfileobj(f, self.wfile, 1 << 20)
-        if reply.remove_file:
-            os.unlink(reply.file)
+        try:
+            with open(reply.file, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(size))
+                self.common_headers(reply)
+                self.end_headers()
+                if self.command != "HEAD":
+                    shutil.copyfileobj(f, self.wfile, 1 << 20)
+        finally:
+            if reply.remove_file:  # sent once, even when the reader went away
+                os.unlink(reply.file)
 
 
 class MethodNotAllowed(KvmpoolError):
