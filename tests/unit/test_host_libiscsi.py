@@ -104,8 +104,20 @@ def test_errors_are_classified() -> None:
     runner = FakeRunner({"iscsi-ls": (0, LS, "")})
     with pytest.raises(NotFound, match="no such target at this portal"):
         libiscsi.target_luns(runner, "h", None, "i", "iqn.nope:x", None)
-    runner = FakeRunner({"iscsi-ls": (10, LS_S_BLOCKED, AUTH_FAILED)})
-    with pytest.raises(KvmpoolError, match=r"iscsi-ls stopped at target iqn.2026-11.test:chap"):
+    # iscsi-ls stopped at another target: kvmpool's own REPORT LUNS asks ours alone
+    alone = f"Target:{T1} Portal:h:3260\nLun:0    Type:STORAGE_ARRAY_CONTROLLER\n" \
+            "Lun:3    Type:DIRECT_ACCESS\n"
+    runner = FakeRunner({"iscsi-ls": (10, LS_S_BLOCKED, AUTH_FAILED),
+                         "kvmpool.host.reportluns": (0, alone, "")})
+    luns = libiscsi.target_luns(runner, "h", None, "i", T1, Chap("alice", PASSWORD))
+    assert luns == [Lun(0, "STORAGE_ARRAY_CONTROLLER"), Lun(3, "DIRECT_ACCESS")]
+    argv, env = runner.calls[-1]
+    assert argv[1:] == ("-m", "kvmpool.host.reportluns", "i", f"iscsi://h:3260/{T1}/0", "15")
+    assert env["LIBISCSI_CHAP_PASSWORD"] == PASSWORD and PASSWORD not in " ".join(argv)
+    runner = FakeRunner({"iscsi-ls": (10, LS_S_BLOCKED, AUTH_FAILED),
+                         "kvmpool.host.reportluns": (10, "", "Login Failed. Failed to log in "
+                                                     "to target. Status: Target not found(515)")})
+    with pytest.raises(NotFound, match="no such target at this portal"):
         libiscsi.target_luns(runner, "h", None, "i", T1, None)
     # our target listed in full before another one failed: good enough
     runner = FakeRunner({"iscsi-ls": (10, LS_S.split("Target:iqn.2026-11.test:chap")[0]

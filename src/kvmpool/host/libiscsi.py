@@ -5,7 +5,9 @@ Used here:
 
 - ``iscsi-ls -i INITIATOR iscsi://HOST:PORT``: SendTargets discovery (targets of a portal);
 - ``iscsi-ls -s ...``: the same plus, per target, a login and REPORT LUNS with each LUN's
-  peripheral type; it stops at the first target it cannot log in to;
+  peripheral type; it stops at the first target it cannot log in to (another target's CHAP
+  or ACL): then ``python -m kvmpool.host.reportluns`` (libiscsi through ctypes, in a child
+  process) asks the pool's target alone, with the same output format;
 - ``iscsi-readcapacity16 -s -i INITIATOR iscsi://HOST:PORT/IQN/LUN``: the LUN's size
   (READ CAPACITY(16): block length x (last LBA + 1)), in bytes.
 
@@ -26,6 +28,7 @@ would otherwise hang the tools forever).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,6 +91,12 @@ def lun_url(host: str, port: int | None, iqn: str, lun: int) -> str:
 
 def ls_argv(initiator: str, url: str, *, luns: bool) -> list[str]:
     return ["iscsi-ls", *(["-s"] if luns else []), "-i", initiator, url]
+
+
+def reportluns_argv(initiator: str, url: str, timeout: float | None = None) -> list[str]:
+    """kvmpool's REPORT LUNS of one target (``python -m kvmpool.host.reportluns``)."""
+    limit = TIMEOUT if timeout is None else timeout
+    return [sys.executable, "-m", "kvmpool.host.reportluns", initiator, url, f"{limit:g}"]
 
 
 def readcapacity_argv(initiator: str, url: str) -> list[str]:
@@ -229,13 +238,14 @@ def target_luns(runner: Runner, host: str, port: int | None, initiator: str, iqn
         return list(targets[ours[0]].luns)
     if not targets or (ours and ours[-1] == len(targets) - 1):
         raise classify(result, what)
-    # iscsi-ls stopped at another target of the portal, before reaching ours.
-    blocked = targets[-1].iqn
-    err = classify(result, what)
-    err.message = f"{what}: iscsi-ls stopped at target {blocked} ({err.message.split(': ')[-1]})"
-    err.hint = ("libiscsi's iscsi-ls lists every target of a portal and stops at the first "
-                "one it cannot log in to")
-    raise err
+    # iscsi-ls stopped at another target of the portal (its CHAP or ACL) before reaching
+    # ours: ask our target alone, with kvmpool's own REPORT LUNS (kvmpool.host.reportluns).
+    result = _run(runner, reportluns_argv(initiator, lun_url(host, port, iqn, 0), timeout),
+                  chap, what, timeout)
+    ours_only = [t for t in parse_ls(result.stdout) if t.iqn == iqn]
+    if result.returncode != 0 or not ours_only:
+        raise classify(result, what)
+    return list(ours_only[0].luns)
 
 
 def lun_size(runner: Runner, host: str, port: int | None, initiator: str, iqn: str, lun: int,
