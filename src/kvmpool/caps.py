@@ -63,6 +63,7 @@ _FILE = TypeCaps(
 TABLE: dict[PoolType, TypeCaps] = {
     PoolType.DIR: _FILE,
     PoolType.FS: _FILE,
+    PoolType.NETFS: _FILE,  # NFS and CIFS mounts; glusterfs refused below (REFUSED_FORMATS)
     PoolType.DISK: TypeCaps(frozenset({Ability.BUILD, Ability.DELETE, Ability.CREATE_VOLUME, Ability.DELETE_VOLUME}), DISK_VOL_FORMATS, True),  # noqa: E501
     # LVs have no format: volumes are raw block devices; every ability, any LV.
     PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
@@ -73,7 +74,14 @@ TABLE: dict[PoolType, TypeCaps] = {
 _NONE = TypeCaps(frozenset(), (), False)
 
 # Pool types whose sources kvmpool can look for (find-storage-pool-sources).
-DISCOVERY = frozenset({PoolType.ISCSI, PoolType.ISCSI_DIRECT})
+DISCOVERY = frozenset({PoolType.ISCSI, PoolType.ISCSI_DIRECT, PoolType.NETFS, PoolType.LOGICAL})
+
+# Source formats kvmpool will not run although it manages the type: (why, what instead).
+REFUSED_FORMATS: dict[tuple[PoolType, str], tuple[str, str]] = {
+    (PoolType.NETFS, "glusterfs"): (
+        "kvmpool does not mount GlusterFS (end-of-life upstream)",
+        "mount the volume yourself and define a dir pool on the mount point"),
+}
 
 
 def caps(pool_type: PoolType) -> TypeCaps:
@@ -86,6 +94,11 @@ def require_backend(pool: PoolDef) -> None:
             f"pool '{pool.name}' is of type '{pool.type}', which this kvmpool cannot manage yet",
             hint="its definition is kept and can be edited, listed and dumped",
         )
+    refused = REFUSED_FORMATS.get((pool.type, pool.source.format or ""))
+    if refused is not None:
+        why, instead = refused
+        raise Unsupported(f"pool '{pool.name}' ({pool.type}, format {pool.source.format}): "
+                          f"{why}", hint=instead)
 
 
 def require(pool: PoolDef, ability: Ability) -> None:

@@ -23,6 +23,7 @@ from kvmpool.backends.base import (
     Reflink,
     Resizer,
     Snapshotter,
+    Transferer,
     Wiper,
 )
 from kvmpool.caps import Ability
@@ -45,6 +46,7 @@ from kvmpool.names import check_pool_name, check_volume_name
 from kvmpool.paths import Paths
 from kvmpool.secrets import SecretStore
 from kvmpool.store import PoolRecord, Store
+from kvmpool.xml.types import type_info
 
 DEFINITIONS_LOCK = "definitions"
 
@@ -299,6 +301,13 @@ class Manager:
                     hint=f"list volumes with: kvmpool vol-list {rec.name}")
             return rec, vol
         path = os.path.normpath(spec) if spec.startswith("/") else None
+        if path is None and ("/" in spec or ":" in spec):  # a network volume's key or path
+            for rec in self.records():
+                if rec.active and caps.caps(rec.current.type).has_backend \
+                        and not type_info(rec.current.type).has_target:
+                    vol = self.backend(rec.current).volume(rec.current, spec)
+                    if vol is not None and spec in (vol.key, vol.target.path):
+                        return rec, vol
         for rec in self.records():
             if not rec.active or not caps.caps(rec.current.type).has_backend:
                 continue
@@ -338,17 +347,25 @@ class Manager:
         return made
 
     def delete_volume(
-        self, spec: str, pool_name: str | None = None
+        self, spec: str, pool_name: str | None = None, *, delete_snapshots: bool = False
     ) -> tuple[PoolRecord, VolumeDef]:
+        """vol-delete; ``delete_snapshots`` (libvirt's, rbd): the snapshots go first."""
         rec, vol = self.volume(spec, pool_name)
         caps.require(rec.current, Ability.DELETE_VOLUME)
+        if delete_snapshots:
+            caps.require_volume(rec.current, vol.target.format, Ability.SNAPSHOT)
+        backend = self.backend(rec.current)
         with self._pool_lock(rec):
             users = self.dependants(vol)
             if users:
                 raise InUse(
                     f"volume '{vol.name}' is the backing file of: " + ", ".join(users),
                     hint="delete those volumes first, or clone them (a clone is independent)")
-            self.backend(rec.current).delete_volume(rec.current, vol)
+            if delete_snapshots:
+                assert isinstance(backend, Snapshotter)
+                for snap in backend.list_snapshots(rec.current, vol):
+                    backend.delete_snapshot(rec.current, vol, snap.name)
+            backend.delete_volume(rec.current, vol)
         return rec, vol
 
     def dependants(self, vol: VolumeDef) -> list[str]:
@@ -457,6 +474,7 @@ class Manager:
     ) -> VolumeDef:
         rec, vol = self.volume(spec, pool_name)
         caps.require_volume(rec.current, vol.target.format, Ability.WIPE)
+        caps.require_wipe_algorithm(rec.current, algorithm)
         backend = self.backend(rec.current)
         assert isinstance(backend, Wiper)
         with self._pool_lock(rec):
@@ -469,6 +487,13 @@ class Manager:
     ) -> int:
         rec, vol = self.volume(spec, pool_name)
         caps.require_volume(rec.current, vol.target.format, Ability.UPLOAD)
+        backend = self.backend(rec.current)
+        if isinstance(backend, Transferer):  # network volumes: the backend streams
+            if not self.runner.change(f"write {source} into {vol.name} at offset {offset}"):
+                return 0
+            with self._pool_lock(rec):
+                return backend.upload(rec.current, vol, source, offset=offset, length=length,
+                                      sparse=sparse, progress=progress)
         path = _local_path(vol)
         fits = vol.type is VolType.BLOCK or (vol.target.format or "raw") == "raw"
         if not self.runner.change(f"write {source} into {path} at offset {offset}"):
@@ -483,6 +508,12 @@ class Manager:
     ) -> int:
         rec, vol = self.volume(spec, pool_name)
         caps.require_volume(rec.current, vol.target.format, Ability.DOWNLOAD)
+        backend = self.backend(rec.current)
+        if isinstance(backend, Transferer):  # network volumes: the backend streams
+            if dest != "-" and not self.runner.change(f"write {dest} from {vol.name}"):
+                return 0
+            return backend.download(rec.current, vol, dest, offset=offset, length=length,
+                                    sparse=sparse, progress=progress)
         if dest != "-" and not self.runner.change(f"write {dest} from {_local_path(vol)}"):
             return 0
         return transfer.download(_local_path(vol), dest, offset=offset, length=length,

@@ -32,7 +32,7 @@ def test_every_type_with_a_backend_is_in_the_table() -> None:
 
 
 def test_unsupported_is_one_clear_sentence() -> None:
-    with pytest.raises(Unsupported, match=r"pool 'p' is of type 'rbd', which this kvmpool"):
-        caps.require(_pool(PoolType.RBD), Ability.CREATE_VOLUME)
+    with pytest.raises(Unsupported, match=r"pool 'p' is of type 'gluster', which this kvmpool"):
+        caps.require(_pool(PoolType.GLUSTER), Ability.CREATE_VOLUME)
     with pytest.raises(Unsupported, match=r"pool 'p' \(dir\) cannot snapshot raw volumes"):
         caps.require_volume(_pool(PoolType.DIR), "raw", Ability.SNAPSHOT)

@@ -17,6 +17,7 @@ from kvmpool.model import PoolDef, PoolType
 _REGISTRY: dict[PoolType, str] = {
     PoolType.DIR: "kvmpool.backends.dir:DirBackend",
     PoolType.FS: "kvmpool.backends.fs:FsBackend",
+    PoolType.NETFS: "kvmpool.backends.netfs:NetfsBackend",
     PoolType.DISK: "kvmpool.backends.disk:DiskBackend",
     PoolType.LOGICAL: "kvmpool.backends.logical:LogicalBackend",
     PoolType.ISCSI_DIRECT: "kvmpool.backends.iscsi_direct:IscsiDirectBackend",

@@ -8,10 +8,11 @@ of a dir pool), the backend method simply does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from kvmpool.copy import Progress
 from kvmpool.host.run import Runner
@@ -31,16 +32,49 @@ class CreateOptions:
     prealloc_metadata: bool = False
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+class Connections:
+    """Open connections to remote storage (a Ceph cluster), kept for the life of one
+    Manager and shared by every backend instance it makes: a command that looks a volume
+    up, creates it and reads it back connects once. Keyed by what identifies the
+    connection (monitors, user, a digest of the key); ``close`` ends them all."""
+
+    def __init__(self) -> None:
+        self._open: dict[Hashable, Closable] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], C]) -> C:
+        with self._lock:
+            conn = self._open.get(key)
+            if conn is None:
+                conn = self._open[key] = make()
+            return conn  # type: ignore[return-value]
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._open = list(self._open.values()), {}
+        for conn in conns:
+            conn.close()
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a backend may use: the runner (host commands and announced file changes), and
-    ``secret``: the value of the secret a pool's ``<auth>`` names (kvmpool.secrets)."""
+    """What a backend may use: the runner (host commands and announced file changes),
+    ``secret``: the value of the secret a pool's ``<auth>`` names (kvmpool.secrets), and
+    ``connections``: remote connections shared by the backends of one manager."""
 
     runner: Runner
     cache_dir: str | None = None  # where backends may keep caches (kvmpool's run dir)
     secret: Callable[[Auth], bytes] | None = None
     # The value of a secret named by reference and usage type (a volume's passphrase).
     secret_ref: Callable[[SecretRef, str], bytes] | None = None
+    connections: Connections = field(default_factory=Connections)
 
 
 class Backend(Protocol):
@@ -117,3 +151,20 @@ class Snapshotter(Protocol):
     def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
 
     def delete_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
+
+
+@runtime_checkable
+class Transferer(Protocol):
+    """vol-upload / vol-download for volumes with no local path (network volumes): the
+    manager prefers this over its file-based transfer when a backend has it. Semantics as
+    ``kvmpool.transfer``: ``source``/``dest`` are paths or ``-`` (stdin/stdout)."""
+
+    def upload(
+        self, pool: PoolDef, vol: VolumeDef, source: str, *, offset: int, length: int | None,
+        sparse: bool, progress: Progress | None,
+    ) -> int: ...
+
+    def download(
+        self, pool: PoolDef, vol: VolumeDef, dest: str, *, offset: int, length: int | None,
+        sparse: bool, progress: Progress | None,
+    ) -> int: ...

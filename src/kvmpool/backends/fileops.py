@@ -16,6 +16,7 @@ import secrets
 import shutil
 
 from kvmpool import copy
+from kvmpool.backends import files
 from kvmpool.backends.base import Reflink
 from kvmpool.backends.files import DEFAULT_MODE, chown, publish, qemu_img_options
 from kvmpool.caps import WIPE_ALGORITHMS
@@ -152,7 +153,7 @@ def resize(runner: Runner, vol: VolumeDef, capacity: int, *, shrink: bool,
             if allocate:
                 current = os.fstat(fd).st_size
                 if capacity > current:
-                    os.posix_fallocate(fd, current, capacity - current)
+                    files.allocate(fd, capacity - current, current)
             os.ftruncate(fd, capacity)
             os.fsync(fd)
         finally:

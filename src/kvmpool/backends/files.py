@@ -274,17 +274,21 @@ def _raw_builder(vol: VolumeDef, options: CreateOptions) -> Callable[[str, int],
     return build
 
 
-def allocate(fd: int, length: int) -> None:
-    """Allocate ``length`` bytes from offset 0: fallocate, or zeros where it is unsupported."""
+def allocate(fd: int, length: int, start: int = 0) -> None:
+    """Allocate ``length`` bytes from ``start``: fallocate, or zeros where it is unsupported.
+
+    EBADF too: where the file system has no fallocate (NFSv3), glibc's posix_fallocate
+    emulates it by reading each block first, which a write-only descriptor cannot.
+    """
     try:
-        os.posix_fallocate(fd, 0, length)
+        os.posix_fallocate(fd, start, length)
         return
     except OSError as err:
-        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EBADF):
             raise
-    offset = 0
-    while offset < length:
-        offset += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), length - offset)], offset)
+    offset, end = start, start + length
+    while offset < end:
+        offset += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), end - offset)], offset)
 
 
 def qemu_img_options(

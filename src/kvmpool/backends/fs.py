@@ -14,6 +14,10 @@ This module adds what a device brings:
 - stop: ``umount TARGET``, only when it is this pool's device that is mounted there.
 - check: the device is mounted on the target.
 
+``NetfsBackend`` (backends/netfs.py) is this class with another source: the hooks
+``_source`` (what is mounted), ``_is_source`` (is a mount entry ours) and ``_mount_source``
+(the mount itself) are all it changes.
+
 May run: blkid, wipefs, mkfs, mount, umount (and qemu-img for image volumes, via ``files``).
 """
 
@@ -31,6 +35,8 @@ from kvmpool.model import PoolDef
 
 class FsBackend(DirBackend):
 
+    umount_timeout = mount.MOUNT_TIMEOUT
+
     # ------------------------------------------------------------ mount state
 
     def _mount(self, pool: PoolDef) -> mount.MountEntry | None:
@@ -38,14 +44,21 @@ class FsBackend(DirBackend):
         target = os.path.realpath(target_of(pool))
         return mount.mounted_at(mount.read_mountinfo(), target)
 
+    def _source(self, pool: PoolDef) -> str:
+        """What is mounted on the target: the device."""
+        return the_device(pool)
+
+    def _is_source(self, entry: mount.MountEntry, pool: PoolDef) -> bool:
+        return mount.same_device(entry, self._source(pool))
+
     def _mounted(self, pool: PoolDef) -> bool:
         entry = self._mount(pool)
-        return entry is not None and mount.same_device(entry, the_device(pool))
+        return entry is not None and self._is_source(entry, pool)
 
     def _require_mounted(self, pool: PoolDef) -> None:
         if not self._mounted(pool):
             raise InvalidState(
-                f"'{the_device(pool)}' is not mounted on '{target_of(pool)}'",
+                f"'{self._source(pool)}' is not mounted on '{target_of(pool)}'",
                 hint=f"start the pool: kvmpool pool-start {pool.name}")
 
     # ------------------------------------------------------------ lifecycle
@@ -74,7 +87,7 @@ class FsBackend(DirBackend):
         make_target(self.ctx, target, pool.target.permissions)
 
     def start(self, pool: PoolDef) -> None:
-        device = the_device(pool)
+        source = self._source(pool)
         target = target_of(pool)
         if not os.path.isdir(target):
             reason = "not a directory" if os.path.exists(target) else "no such directory"
@@ -82,10 +95,13 @@ class FsBackend(DirBackend):
                                hint=f"make it with: kvmpool pool-build {pool.name}")
         entry = self._mount(pool)
         if entry is not None:
-            if mount.same_device(entry, device):
+            if self._is_source(entry, pool):
                 return  # already mounted there, as libvirt accepts
             raise InUse(f"'{target}' already has {entry.source} ({entry.fstype}) mounted on it",
                         hint="unmount it, or give the pool another target")
+        self._mount_source(pool, source, target)
+
+    def _mount_source(self, pool: PoolDef, device: str, target: str) -> None:
         require_device(device)
         fmt = pool.source.format
         if fmt and fmt != "auto":
@@ -111,8 +127,7 @@ class FsBackend(DirBackend):
         if not self._mounted(pool):
             return
         try:
-            self.ctx.runner.run(mount.umount_argv(target_of(pool)),
-                                timeout=mount.MOUNT_TIMEOUT)
+            self.ctx.runner.run(mount.umount_argv(target_of(pool)), timeout=self.umount_timeout)
         except HostCommandFailed as err:
             raise mount.classify_umount(err,
                                         target=target_of(pool)) from None

@@ -118,10 +118,11 @@ def vol_create(session: Session, pool: str, file: str, prealloc_metadata: bool,
 @command(cli, "vol-delete", "vol", "pool", help="Delete a volume.")
 @click.option("--vol", required=True, help="Volume name, key or path.")
 @click.option("--pool", help="Pool name or uuid.")
+@click.option("--delete-snapshots", is_flag=True, help="Delete the volume's snapshots too.")
 @pass_session
-def vol_delete(session: Session, vol: str, pool: str | None) -> None:
+def vol_delete(session: Session, vol: str, pool: str | None, delete_snapshots: bool) -> None:
     with failing(f"Failed to delete vol {vol}"):
-        session.manager.delete_volume(vol, pool)
+        session.manager.delete_volume(vol, pool, delete_snapshots=delete_snapshots)
     session.say(f"Vol {vol} deleted")
     session.end()
 

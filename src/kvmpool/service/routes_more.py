@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kvmpool import discovery, xml
-from kvmpool.cli.discovery import _plain
 from kvmpool.cli.main import failing
 from kvmpool.cli.output import jsonable
 from kvmpool.errors import InvalidArgument
@@ -71,7 +70,7 @@ def discover(svc: Service, call: Call) -> Reply:
         spec = PoolSource(hosts=(SourceHost(host, port),) if host else (),
                           initiator_iqn=call.text("initiator"))
         sources = discovery.find_sources(pool_type, spec, Runner(dry_run=svc.dry_run))
-    return Reply(data={"sources": [_plain(s) for s in sources],
+    return Reply(data={"sources": jsonable(sources),
                        "xml": xml.format_sources(sources, pool_type)})
 
 
