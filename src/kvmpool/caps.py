@@ -46,6 +46,7 @@ class TypeCaps:
     has_backend: bool
     # Abilities that only some volume formats have (absent: every format).
     by_format: Mapping[Ability, frozenset[str]] = field(default_factory=dict)
+    wipe_algorithms: tuple[str, ...] = WIPE_ALGORITHMS
 
 
 _FILE = TypeCaps(
@@ -69,6 +70,8 @@ TABLE: dict[PoolType, TypeCaps] = {
     PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
     PoolType.ISCSI_DIRECT: TypeCaps(frozenset(), (), True),  # LUNs listed only; no wipe: no writer
     PoolType.ISCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
+    # Ceph images: raw only, no pool build/delete (the Ceph admin's job), wipe zero/trim.
+    PoolType.RBD: TypeCaps(frozenset(Ability) - {Ability.BUILD, Ability.DELETE}, ("raw",), True, wipe_algorithms=("zero", "trim")),  # noqa: E501
 }
 
 _NONE = TypeCaps(frozenset(), (), False)
@@ -119,6 +122,13 @@ def require_format(pool: PoolDef, fmt: str) -> None:
             f"pool '{pool.name}' ({pool.type}) cannot create {fmt} volumes",
             hint="formats it can create: " + ", ".join(formats),
         )
+
+
+def require_wipe_algorithm(pool: PoolDef, algorithm: str) -> None:
+    known = caps(pool.type).wipe_algorithms
+    if algorithm not in known:
+        raise Unsupported(f"pool '{pool.name}' ({pool.type}) cannot wipe with '{algorithm}'",
+                          hint="algorithms it has: " + ", ".join(known))
 
 
 def require_volume(pool: PoolDef, fmt: str | None, ability: Ability) -> None:

@@ -22,6 +22,7 @@ _REGISTRY: dict[PoolType, str] = {
     PoolType.LOGICAL: "kvmpool.backends.logical:LogicalBackend",
     PoolType.ISCSI_DIRECT: "kvmpool.backends.iscsi_direct:IscsiDirectBackend",
     PoolType.ISCSI: "kvmpool.backends.iscsi:IscsiBackend",  # untested without the VM tier
+    PoolType.RBD: "kvmpool.backends.rbd:RbdBackend",
 }
 
 
