@@ -121,6 +121,7 @@ def test_plain_target_pool(k: Recorder, portals: tuple[Tgtd, Tgtd]) -> None:
                     f"Capacity:       {64 * MiB} bytes\nAllocation:     {64 * MiB} bytes\n\n")
     assert k("vol-path", "unit:0:0:1", "--pool", "san").out == f"{base}/1\n\n"
     assert k("vol-key", "unit:0:0:1", "--pool", "san").out == f"{base}/1\n\n"
+    assert k("vol-name", f"{base}/2").out == "unit:0:0:2\n\n"  # by key, no --pool
     info = k("pool-info", "san", "--bytes").out
     assert f"Capacity:       {80 * MiB}\n" in info
     assert f"Allocation:     {80 * MiB}\n" in info

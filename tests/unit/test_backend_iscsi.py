@@ -142,4 +142,5 @@ def test_refresh_reads_luns_links_and_sizes(tmp_path: Path) -> None:
         ("unit:0:0:1", 16 * 1024 * 1024, str(by_path / f"ip-127.0.0.1:3260-iscsi-{T}-lun-1")),
         ("unit:0:0:2", 64 * 1024 * 1024, str(by_path / f"ip-127.0.0.1:3260-iscsi-{T}-lun-2"))]
     assert backend.volume(pool, "unit:0:0:2") == vols[1]
+    assert backend.volume(pool, f"ip-127.0.0.1:3260-iscsi-{T}-lun-2") == vols[1]
     assert ("iscsiadm", "--mode", "session", "-r", "1", "-R") in runner.argvs

@@ -214,8 +214,11 @@ class IscsiBackend:
         return self._volumes(pool)
 
     def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
+        """By name (``unit:C:I:L``), key or path, or the link's name in the target directory
+        (the manager's lookup by path)."""
         for vol in self._volumes(pool):
-            if name in (vol.name, vol.key):
+            path = vol.target.path or ""
+            if name in (vol.name, vol.key, path, os.path.basename(path)):
                 return vol
         return None
 
