@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx: click.Context | None = None
     try:
         with cli.make_context("kvmpool", args) as ctx:
+            ctx.call_on_close(lambda: _close(ctx))
             cli.invoke(ctx)
     except click.exceptions.Exit as done:
         return done.exit_code
@@ -107,6 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("error: interrupted", err=True)
         return 130
     return 0
+
+
+def _close(ctx: click.Context) -> None:
+    """End the remote connections (Ceph) the command opened."""
+    session = ctx.obj
+    if isinstance(session, Session) and session._manager is not None:
+        session._manager.ctx.connections.close()
 
 
 def _debug_dump(runner: Runner, err: KvmpoolError) -> None:
