@@ -374,9 +374,12 @@ class Manager:
         if path is None:
             return []
         found = []
+        network = vol.type is VolType.NETWORK
         for rec in self.records():
             if not rec.active or not caps.caps(rec.current.type).has_backend:
                 continue
+            if not network and not type_info(rec.current.type).has_target:
+                continue  # a local volume backs no image of a network pool (nor asks its cluster)
             for other in self.backend(rec.current).list_volumes(rec.current, details=True):
                 backing = other.backing_store
                 if backing is not None and backing.path == path:
