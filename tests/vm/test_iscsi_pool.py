@@ -85,6 +85,7 @@ def test_plain_pool_lifecycle(kvmpool: Kvmpool, target: Tgtd, tmp_path: Path) ->
     assert f"{link}1" in out and f"{link}2" in out, out
     assert "unit:0:0:1" in out and "16.00 MiB" in out and "32.00 MiB" in out
     assert f"Capacity:       {48 * MiB}" in kvmpool("pool-info", "san", "--bytes").out
+    assert kvmpool("vol-name", f"{link}2").out == "unit:0:0:2\n\n"  # by path, no --pool
     data = tmp_path / "data"
     data.write_bytes(os.urandom(MiB))
     kvmpool("vol-upload", "unit:0:0:1", str(data), "--pool", "san")
