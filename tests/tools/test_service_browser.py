@@ -32,6 +32,10 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -67,7 +71,8 @@ class Page:
                 raise AssertionError(f"the page shows an error while waiting for {what}: "
                                      + error.text)
             return cond(d)
-        return WebDriverWait(self.d, timeout).until(check, message=what)
+        return WebDriverWait(self.d, timeout, ignored_exceptions=(
+            NoSuchElementException, StaleElementReferenceException)).until(check, message=what)
 
     def css(self, selector: str) -> Any:
         return self.d.find_element(By.CSS_SELECTOR, selector)
@@ -96,6 +101,15 @@ class Page:
 
     def vol_names(self) -> list[str]:
         return [r.get_attribute("data-vol") for r in self.all("#volume-table tbody tr")]
+
+    def cells(self, vol: str) -> dict[str, str]:
+        """A volume row's cells, read in one go by the page (no stale elements)."""
+        return dict(self.d.execute_script(
+            "const r = document.querySelector(`#volume-table tr[data-vol='${arguments[0]}']`);"
+            "const out = {};"
+            "for (const td of r.querySelectorAll('td:not(.actions)'))"
+            "  out[td.className] = td.textContent;"
+            "return out;", vol))
 
     def dialog_open(self, dialog_id: str) -> bool:
         return bool(self.d.execute_script(
@@ -136,6 +150,7 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         page.click("#pool-create")
         page.wait("pool web listed", lambda d: page.all('tr[data-pool="web"]'))
         page.wait("web inactive", lambda d: "inactive" in page.pool_row("web").text)
+        page.wait("web built", lambda d: page.all('#job-list li[data-state="succeeded"]'))
         assert target.is_dir()
 
         # other types show their own fields
@@ -153,7 +168,7 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         # start it
         page.click('tr[data-pool="web"] button[data-action="start"]')
         page.wait("web running", lambda d: "running" in page.pool_row("web").text)
-        assert page.pool_row("web").find_element(By.CSS_SELECTOR, ".meter")
+        page.wait("usage bar", lambda d: page.all('tr[data-pool="web"] .meter'))
 
         # create a volume, listed with its size
         page.click('tr[data-pool="web"] button[data-action="volumes"]')
@@ -163,10 +178,9 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         page.fill("#vol-capacity", "10M")
         page.click("#vol-create")
         page.wait("disk1 listed", lambda d: page.vol_names() == ["disk1"])
-        row = page.css('tr[data-vol="disk1"]')
-        assert row.find_element(By.CSS_SELECTOR, ".capacity").text == "10.00 MiB"
-        assert row.find_element(By.CSS_SELECTOR, ".format").text == "raw"
-        assert row.find_element(By.CSS_SELECTOR, ".path").text == str(target / "disk1")
+        assert page.cells("disk1") == {"name": "disk1", "format": "raw",
+                                       "capacity": "10.00 MiB", "allocation": "10.00 MiB",
+                                       "backing": "—", "path": str(target / "disk1")}
         assert (target / "disk1").stat().st_size == 10 << 20
         page.shot("volume-created")
 
@@ -176,8 +190,7 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         page.click("#clone-ok")
         page.wait("clone listed", lambda d: page.vol_names() == ["disk1", "disk1-clone"])
         page.wait("clone job done", lambda d: page.all('#job-list li[data-state="succeeded"]'))
-        clone = page.css('tr[data-vol="disk1-clone"]')
-        assert clone.find_element(By.CSS_SELECTOR, ".capacity").text == "10.00 MiB"
+        assert page.cells("disk1-clone")["capacity"] == "10.00 MiB"
         page.wait("volume count", lambda d: page.pool_row("web").find_element(
             By.CSS_SELECTOR, ".count").text == "2")
         page.shot("cloned")
@@ -247,4 +260,5 @@ def test_login_with_the_token(browser: WebDriver, tmp_path: Path) -> None:
         page.fill("#pool-target", str(tmp_path / "tok"))
         page.click("#pool-create")
         page.wait("pool listed", lambda d: page.all('tr[data-pool="tok"]'))
+        page.wait("pool built", lambda d: page.all('#job-list li[data-state="succeeded"]'))
         assert (tmp_path / "tok").is_dir()
