@@ -19,6 +19,7 @@ from kvmpool.backends.base import (
     Cloner,
     Context,
     CreateOptions,
+    DeleteChecker,
     Overwrite,
     Reflink,
     Resizer,
@@ -361,6 +362,8 @@ class Manager:
                 raise InUse(
                     f"volume '{vol.name}' is the backing file of: " + ", ".join(users),
                     hint="delete those volumes first, or clone them (a clone is independent)")
+            if isinstance(backend, DeleteChecker):
+                backend.check_delete(rec.current, vol, delete_snapshots=delete_snapshots)
             if delete_snapshots:
                 assert isinstance(backend, Snapshotter)
                 for snap in backend.list_snapshots(rec.current, vol):

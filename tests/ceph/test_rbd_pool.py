@@ -348,9 +348,17 @@ def test_unreachable_monitor_fails_in_bounded_time(kp: Recorder, ceph: Cluster,
 
 
 def test_missing_ceph_pool(kp: Recorder, ceph: Cluster, tmp_path: Path) -> None:
-    define_pool(kp, tmp_path, ceph, rpool="nosuchpool", start=False)
-    err = kp("pool-start", "ceph", ok=False).err
+    # virsh's way: pool-define-as, the secret found by its usage
+    sid = define_secret(kp, tmp_path, ceph.user_key)
+    for name, rpool in (("gone", "nosuchpool"), ("there", "rbd")):
+        kp("pool-define-as", name, "rbd", "--source-host", "127.0.0.1", "--source-port",
+           str(ceph.v2), "--source-name", rpool, "--auth-type", "ceph", "--auth-username",
+           "kvmpool", "--secret-usage", f"client.kvmpool {sid}")
+    err = kp("pool-start", "gone", ok=False).err
     assert "Ceph pool 'nosuchpool' does not exist" in err
+    assert err.count("\n") == 1 and err.startswith("error:")
+    kp("pool-start", "there")
+    assert "gone" not in kp("pool-list").out
 
 
 def test_image_in_use_and_clone_across_pools(kp: Recorder, ceph: Cluster,
@@ -359,13 +367,39 @@ def test_image_in_use_and_clone_across_pools(kp: Recorder, ceph: Cluster,
 
     define_pool(kp, tmp_path, ceph)
     kp("vol-create-as", "ceph", "busy", "16M")
+    kp("vol-snapshot-create", "busy", "s", "--pool", "ceph")
     with ceph.admin().open_ioctx("rbd") as ioctx, rbd.Image(ioctx, "busy"):
-        err = kp("vol-delete", "busy", "--pool", "ceph", ok=False).err  # a client has it open
+        # a client (a guest) has the image open
+        err = kp("vol-delete", "busy", "--pool", "ceph", "--delete-snapshots", ok=False).err
         assert "in use" in err
-        assert "in use" in kp("vol-snapshot-revert", "busy", "x", "--pool", "ceph",
-                              ok=False).err or True
+        err = kp("vol-snapshot-revert", "busy", "s", "--pool", "ceph", ok=False).err
+        assert "in use" in err
     assert "busy" in images(ceph)
-    kp("vol-delete", "busy", "--pool", "ceph")
+    kp("vol-delete", "busy", "--pool", "ceph", "--delete-snapshots")
+
+    # a clone into another RADOS pool of the same cluster (the user may use both)
+    ceph.create_pool("other")
+    ceph.set_user_caps(["rbd", "other"])
+    try:
+        doc = tmp_path / "pool-other.xml"
+        sid = define_secret(kp, tmp_path, ceph.user_key)
+        doc.write_text(pool_xml("other", "other", ceph.v2, sid))
+        kp("pool-define", "--file", str(doc))
+        kp("pool-start", "other")
+        kp("vol-create-as", "ceph", "gold", "16M")
+        qemu_io(vol_path(kp, "gold"), "write -P 0x77 0 1M")
+        doc = tmp_path / "vm.xml"
+        doc.write_text("<volume><name>vm</name><capacity>33554432</capacity></volume>")
+        kp("vol-create-from", "other", str(doc), "gold", "--inputpool", "ceph")
+        qemu_io(vol_path(kp, "vm", "other"), "read -P 0x77 0 1M")
+        assert vol_json(kp, "vm", "other")["capacity"] == 32 * MiB
+        assert vol_json(kp, "vm", "other")["backing"] == vol_path(kp, "gold")
+        assert "other/vm" in kp("vol-delete", "gold", "--pool", "ceph", ok=False).err
+        kp("vol-delete", "vm", "--pool", "other")
+        kp("vol-delete", "gold", "--pool", "ceph")
+    finally:
+        cleanup(ceph, "other")
+        ceph.set_user_caps(["rbd"])
 
 
 def test_clone_v2_cluster(kp: Recorder, ceph: Cluster, tmp_path: Path) -> None:

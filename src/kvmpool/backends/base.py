@@ -168,3 +168,12 @@ class Transferer(Protocol):
         self, pool: PoolDef, vol: VolumeDef, dest: str, *, offset: int, length: int | None,
         sparse: bool, progress: Progress | None,
     ) -> int: ...
+
+
+@runtime_checkable
+class DeleteChecker(Protocol):
+    """A backend that can tell, before anything is removed, that vol-delete would be
+    refused (the volume is open, it has clones): with ``--delete-snapshots`` no snapshot
+    is lost to a deletion that then fails."""
+
+    def check_delete(self, pool: PoolDef, vol: VolumeDef, *, delete_snapshots: bool) -> None: ...

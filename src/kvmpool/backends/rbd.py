@@ -210,10 +210,8 @@ class RbdBackend:
             return
         self.cluster(pool).create(source_pool(pool), vol.name, vol.capacity)
 
-    def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
-        """Refused while a snapshot has clones or a client has the image open; kvmpool's
-        own clone snapshots (without clones left) go with it, and a clone's parent snapshot
-        made by kvmpool goes with its last clone."""
+    def check_delete(self, pool: PoolDef, vol: VolumeDef, *, delete_snapshots: bool) -> None:
+        """Refuse up front what rbd_remove would refuse: clones, watchers, snapshots."""
         src = source_pool(pool)
         cluster = self.cluster(pool)
         snaps = cluster.snapshots(src, vol.name)
@@ -221,6 +219,22 @@ class RbdBackend:
         if kids:
             raise InUse(f"volume '{vol.name}' has clones: {', '.join(sorted(kids))}",
                         hint="delete the clones first (or flatten them)")
+        if cluster.watchers(src, vol.name):
+            raise InUse(f"volume '{vol.name}' is in use: a client (a guest?) has it open",
+                        hint="stop what uses it first")
+        user = [s.name for s in snaps if not s.name.startswith(CLONE_PREFIX)]
+        if user and not delete_snapshots:
+            raise InUse(f"volume '{vol.name}' has snapshots: {', '.join(user)}",
+                        hint="delete them first, or use vol-delete --delete-snapshots")
+
+    def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
+        """Refused while a snapshot has clones or a client has the image open; kvmpool's
+        own clone snapshots (without clones left) go with it, and a clone's parent snapshot
+        made by kvmpool goes with its last clone."""
+        src = source_pool(pool)
+        cluster = self.cluster(pool)
+        snaps = cluster.snapshots(src, vol.name)
+        self.check_delete(pool, vol, delete_snapshots=True)
         if not self.ctx.runner.change(f"remove rbd image {src}/{vol.name}"):
             return
         info = cluster.info(src, vol.name, exact_allocation=False)
