@@ -195,6 +195,23 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
             By.CSS_SELECTOR, ".count").text == "2")
         page.shot("cloned")
 
+        # upload a file into disk1 (progress as a job), then grow it
+        data = os.urandom(1 << 20)
+        source = tmp_path / "upload.bin"
+        source.write_bytes(data)
+        page.click('tr[data-vol="disk1"] button[data-action="upload"]')
+        page.css("#upload-file").send_keys(str(source))
+        page.click("#upload-ok")
+        page.wait("upload done", lambda d: "Uploaded 1.00 MiB into disk1" in page.css(
+            "#status").text)
+        assert (target / "disk1").read_bytes()[: 1 << 20] == data
+        page.click('tr[data-vol="disk1"] button[data-action="resize"]')
+        page.fill("#resize-capacity", "20M")
+        page.click("#resize-ok")
+        page.wait("disk1 grown", lambda d: page.cells("disk1")["capacity"] == "20.00 MiB")
+        assert (target / "disk1").stat().st_size == 20 << 20
+        page.shot("uploaded-resized")
+
         # a narrow screen: rows become cards, nothing wider than the screen
         browser.set_window_size(390, 844)
         page.wait("narrow layout", lambda d: d.execute_script(
