@@ -11,6 +11,7 @@ The manager's calls block (flock, host commands, copy loops), which suits thread
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -62,8 +63,14 @@ class Service:
         self.routes: tuple[Route, ...] = (
             *routes_pools.ROUTES, *routes_volumes.ROUTES, *routes_more.ROUTES,
             *_meta_routes())
-        self.spool = os.path.join(paths.data, "service-spool")
-        shutil.rmtree(self.spool, ignore_errors=True)  # left by a killed server
+        # Downloads are spooled per server process; a killed server's spool is removed by
+        # the next one (another server on the same root keeps its own).
+        spools = os.path.join(paths.data, "service-spool")
+        self.spool = os.path.join(spools, str(os.getpid()))
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.listdir(spools):
+                if not (entry.isdigit() and os.path.exists(f"/proc/{entry}")):
+                    shutil.rmtree(os.path.join(spools, entry), ignore_errors=True)
 
     def manager(self) -> Manager:
         """A manager per request: its runner's history is that request's alone."""

@@ -7,7 +7,7 @@ interrupts the manager's copy loop at the next chunk.
 
 Upload streams the request body through a pipe into ``Manager.upload`` (no temporary
 copy). Download writes the volume with ``Manager.download`` into a sparse spool file under
-``<data>/service-spool``, which ``GET /api/jobs/ID/content`` then sends once and removes.
+``<data>/service-spool/<pid>``, which ``GET /api/jobs/ID/content`` then sends once and removes.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def download(svc: Service, call: Call) -> Reply:
         rec, vol = svc.manager().volume(name, pool)
     offset = call.number("offset") or 0
     length = call.number("length")
-    spool = os.path.join(svc.paths.data, "service-spool")
+    spool = svc.spool
     os.makedirs(spool, mode=0o700, exist_ok=True)
     holder: dict[str, str] = {}
 
@@ -235,7 +235,7 @@ def job_content(svc: Service, call: Call) -> Reply:
     if job.state is not State.SUCCEEDED or not isinstance(result, dict):
         raise InvalidState(f"job {job.id} is {job.state.value}",
                            hint="wait until it has succeeded")
-    path = os.path.join(svc.paths.data, "service-spool", f"job-{job.id}")
+    path = os.path.join(svc.spool, f"job-{job.id}")
     if not os.path.exists(path):
         raise InvalidState(f"the content of job {job.id} was already fetched")
     filename = str(result.get("filename", "volume")).replace('"', "_")
