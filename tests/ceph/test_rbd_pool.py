@@ -328,6 +328,8 @@ def test_wrong_key_is_one_clear_line(kp: Recorder, ceph: Cluster, tmp_path: Path
     assert "permission denied" in err and "client.kvmpool" in err
     assert err.count("error:") == 1  # (librados may log its own lines before it)
     assert "inactive" in kp("pool-list", "--all").out
+    kp("--debug", "pool-start", "ceph", ok=False)  # --debug shows host commands: never the key
+    kp("pool-dumpxml", "ceph")
     kp.assert_no_secret(wrong)
 
 
