@@ -318,6 +318,30 @@ def test_copy_from_a_dir_pool(kp: Recorder, ceph: Cluster, tmp_path: Path) -> No
     assert vol_json(kp, "copied")["backing"] is None
 
 
+def test_image_features_from_the_pool_options(kp: Recorder, ceph: Cluster,
+                                              tmp_path: Path) -> None:
+    import rbd
+
+    ns = "xmlns:rbd='http://libvirt.org/schemas/storagepool/rbd/1.0'"
+    extra = ("<rbd:config_opts><rbd:option name='rbd_default_features' value='1'/>"
+             "</rbd:config_opts>")
+    sid = define_secret(kp, tmp_path, ceph.user_key)
+    doc = tmp_path / "pool.xml"
+    doc.write_text(pool_xml("ceph", "rbd", ceph.v2, sid, extra="").replace(
+        "<pool type='rbd'>", f"<pool type='rbd' {ns}>").replace("</pool>", extra + "</pool>"))
+    kp("pool-define", "--file", str(doc))
+    assert "rbd_default_features" in kp("pool-dumpxml", "ceph").out
+    kp("pool-start", "ceph")
+    kp("vol-create-as", "ceph", "plain", "16M")
+    with ceph.admin().open_ioctx("rbd") as ioctx, rbd.Image(ioctx, "plain") as img:
+        assert img.features() == rbd.RBD_FEATURE_LAYERING
+    # no fast-diff: allocation is objects x object size, as libvirt reports it
+    assert vol_json(kp, "plain")["allocation"] == 16 * MiB
+    kp("vol-create-as", "ceph", "plain2", "8M")
+    kp("vol-clone", "plain2", "plain3", "--pool", "ceph")
+    kp("vol-delete", "plain3", "--pool", "ceph")
+
+
 # ---------------------------------------------------------------- faults
 
 
