@@ -361,7 +361,8 @@ def test_openapi_and_page(server: Server) -> None:
     page = server("GET", "/")
     assert page.status_code == 200 and "<title>kvmpool" in page.text
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
-    for asset in ("/static/app.js", "/static/style.css"):
+    for asset in ("/static/main.js", "/static/util.js", "/static/pools.js",
+                  "/static/volumes.js", "/static/jobs.js", "/static/style.css"):
         assert server("GET", asset).status_code == 200
     assert server("GET", "/static/../app.py").status_code == 404
     assert server("GET", "/static/nope.js").status_code == 404

@@ -148,7 +148,7 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
             assert not page.css(hidden).is_displayed()
         page.shot("create-pool-dialog")
         page.click("#pool-create")
-        page.wait("pool web listed", lambda d: page.all('tr[data-pool="web"]'))
+        page.wait("pool web listed", lambda d: page.all('#pool-table tr[data-pool="web"]'))
         page.wait("web inactive", lambda d: "inactive" in page.pool_row("web").text)
         page.wait("web built", lambda d: page.all('#job-list li[data-state="succeeded"]'))
         assert target.is_dir()
@@ -166,12 +166,12 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         page.wait("dialog closed", lambda d: not page.dialog_open("pool-dialog"))
 
         # start it
-        page.click('tr[data-pool="web"] button[data-action="start"]')
+        page.click('#pool-table tr[data-pool="web"] button[data-action="start"]')
         page.wait("web running", lambda d: "running" in page.pool_row("web").text)
-        page.wait("usage bar", lambda d: page.all('tr[data-pool="web"] .meter'))
+        page.wait("usage bar", lambda d: page.all('#pool-table tr[data-pool="web"] .meter'))
 
         # create a volume, listed with its size
-        page.click('tr[data-pool="web"] button[data-action="volumes"]')
+        page.click('#pool-table tr[data-pool="web"] button[data-action="volumes"]')
         page.wait("volumes shown", lambda d: page.css("#volumes").is_displayed())
         page.click("#new-volume")
         page.fill("#vol-name", "disk1")
@@ -222,7 +222,7 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         browser.set_window_size(1280, 900)
 
         # deleting a pool holding volumes needs the second confirmation; cancel it
-        page.click('tr[data-pool="web"] button[data-action="delete"]')
+        page.click('#pool-table tr[data-pool="web"] button[data-action="delete"]')
         page.wait("first confirmation", lambda d: page.dialog_open("confirm-dialog"))
         page.click("#confirm-ok")
         page.wait("second confirmation", lambda d: page.dialog_open("confirm-dialog")
@@ -247,11 +247,11 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         assert not (target / "disk1").exists()
 
         # delete the pool (stopped, storage removed, undefined)
-        page.click('tr[data-pool="web"] button[data-action="delete"]')
+        page.click('#pool-table tr[data-pool="web"] button[data-action="delete"]')
         page.wait("confirm", lambda d: page.dialog_open("confirm-dialog"))
         assert page.css("#confirm-option").is_selected()  # also undefine
         page.click("#confirm-ok")
-        page.wait("pool gone", lambda d: not page.all('tr[data-pool="web"]'))
+        page.wait("pool gone", lambda d: not page.all('#pool-table tr[data-pool="web"]'))
         assert page.css("#no-pools").is_displayed()
         assert not target.exists()
         assert server("GET", "/api/pools").json() == []
@@ -276,6 +276,69 @@ def test_login_with_the_token(browser: WebDriver, tmp_path: Path) -> None:
         page.fill("#pool-name", "tok")
         page.fill("#pool-target", str(tmp_path / "tok"))
         page.click("#pool-create")
-        page.wait("pool listed", lambda d: page.all('tr[data-pool="tok"]'))
+        page.wait("pool listed", lambda d: page.all('#pool-table tr[data-pool="tok"]'))
         page.wait("pool built", lambda d: page.all('#job-list li[data-state="succeeded"]'))
         assert (tmp_path / "tok").is_dir()
+
+
+def test_more_actions_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
+    """Snapshots, wipe, download, autostart, stop and undefine through the page."""
+    target = tmp_path / "more"
+    with serving(tmp_path / "root") as server:
+        assert server("POST", "/api/pools", {"name": "more", "type": "dir",
+                                             "target": str(target)}).status_code == 201
+        assert server("POST", "/api/pools/more/start", {"build": True}).ok
+        page = Page(browser, server)
+        browser.get(server.url + "/")
+        page.wait("the page", lambda d: d.find_element(
+            By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        page.click('#pool-table tr[data-pool="more"] button[data-action="volumes"]')
+        page.click("#new-volume")
+        page.fill("#vol-name", "q")
+        page.fill("#vol-capacity", "64M")
+        for option in page.css("#vol-format").find_elements(By.TAG_NAME, "option"):
+            if option.get_attribute("value") == "qcow2":
+                option.click()
+        page.click("#vol-create")
+        page.wait("q listed", lambda d: page.vol_names() == ["q"])
+        assert page.cells("q")["format"] == "qcow2"
+
+        # snapshots: take one, see it, delete it
+        page.click('tr[data-vol="q"] button[data-action="snapshots"]')
+        page.wait("snapshots dialog", lambda d: page.dialog_open("snap-dialog"))
+        page.fill("#snap-name", "before")
+        page.click("#snap-create")
+        page.wait("snapshot listed", lambda d: page.all('#snap-table tr[data-snap="before"]'))
+        page.shot("snapshots")
+        page.click('#snap-table tr[data-snap="before"] button[data-action="delete-snapshot"]')
+        page.wait("snapshot gone", lambda d: not page.all('#snap-table tr[data-snap="before"]'))
+        page.click("#snap-dialog button.cancel")
+        page.wait("dialog closed", lambda d: not page.dialog_open("snap-dialog"))
+
+        # wipe a raw volume (a job), then download it (a job, then the file)
+        assert server("POST", "/api/pools/more/volumes", {"name": "r", "capacity": "4M"}).ok
+        (target / "r").write_bytes(b"\x07" * (4 << 20))
+        page.click("#reload")
+        page.wait("r listed", lambda d: "r" in page.vol_names())
+        page.click('tr[data-vol="r"] button[data-action="wipe"]')
+        page.click("#wipe-ok")
+        page.wait("wiped", lambda d: "Vol r wiped" in page.css("#status").text)
+        assert (target / "r").read_bytes() == bytes(4 << 20)
+        page.click('tr[data-vol="r"] button[data-action="download"]')
+        page.wait("downloaded", lambda d: "Downloading r" in page.css("#status").text)
+        jobs = server("GET", "/api/jobs").json()
+        assert {j["op"]: j["state"] for j in jobs} == {
+            "volume.wipe": "succeeded", "volume.download": "succeeded"}
+
+        # autostart on, stop, undefine (storage kept)
+        page.click('#pool-table tr[data-pool="more"] button[data-action="autostart"]')
+        page.wait("autostart", lambda d: "marked as autostarted" in page.css("#status").text)
+        assert server("GET", "/api/pools/more").json()["autostart"] is True
+        page.click('#pool-table tr[data-pool="more"] button[data-action="stop"]')
+        page.wait("stopped", lambda d: "inactive" in page.pool_row("more").text)
+        assert not page.css("#volumes").is_displayed()
+        page.click('#pool-table tr[data-pool="more"] button[data-action="undefine"]')
+        page.click("#confirm-ok")
+        page.wait("undefined", lambda d: not page.all('#pool-table tr[data-pool="more"]'))
+        assert (target / "q").exists()
+        page.shot("undefined")
