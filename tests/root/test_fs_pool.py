@@ -33,7 +33,8 @@ def blkid_type(dev: str) -> str:
     return sh("blkid", "-p", "-o", "value", "-s", "TYPE", dev, check=False).strip()
 
 
-@pytest.mark.parametrize(("fmt", "size"), [("ext4", 64), ("xfs", 320), ("vfat", 64)])
+@pytest.mark.parametrize(("fmt", "size"),
+                         [("ext4", 64), ("xfs", 320), ("vfat", 64), ("btrfs", 128)])
 def test_fs_pool_lifecycle(kvmpool: Kvmpool, loopdev: Callable[[int], str], tmp_path: Path,
                            fmt: str, size: int) -> None:
     dev = loopdev(size)

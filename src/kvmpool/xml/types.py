@@ -26,8 +26,10 @@ class SourceNeeds(Flag):
 
 FS_FORMATS = (
     "auto", "ext2", "ext3", "ext4", "ufs", "iso9660", "udf",
-    "gfs", "gfs2", "vfat", "hfs+", "xfs", "ocfs2", "vmfs",
+    "gfs", "gfs2", "vfat", "hfs+", "xfs", "ocfs2", "vmfs", "btrfs",
 )  # fmt: skip
+#: fs pool formats kvmpool accepts that libvirt's parser and schema lack (btrfs).
+POOL_SCHEMA_DEVIATIONS = frozenset({"btrfs"})
 NETFS_FORMATS = ("auto", "nfs", "glusterfs", "cifs")
 DISK_FORMATS = ("unknown", "dos", "dvh", "gpt", "mac", "bsd", "pc98", "sun", "lvm2")
 LOGICAL_FORMATS = ("unknown", "lvm2")

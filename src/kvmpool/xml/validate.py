@@ -3,7 +3,9 @@
 The schemas come with the Debian package ``libvirt0``. kvmpool's one deliberate
 deviation: a volume's ``<format type=...>`` (in ``<target>`` or ``<backingStore>``) may be
 ``vhdx`` or ``parallels``, names libvirt lacks. :func:`validate` checks such a document by
-validating a copy with those two names replaced by ``raw``; nothing else is relaxed.
+validating a copy with those two names replaced by ``raw``. Likewise an fs pool may be
+``btrfs`` (libvirt lists no such format): a copy with ``auto`` there is validated. Nothing
+else is relaxed.
 
 kvmpool's own namespace (``http://kvmpool.org/schemas/storagepool/1.0``, see
 :mod:`kvmpool.xml.ext`) has a schema of its own, shipped in the package:
@@ -36,7 +38,7 @@ from lxml import etree
 from kvmpool.errors import ToolMissing
 from kvmpool.xml._doc import fail, parse_document
 from kvmpool.xml.ext import uses_namespace, without_namespace
-from kvmpool.xml.types import SCHEMA_DEVIATIONS
+from kvmpool.xml.types import POOL_SCHEMA_DEVIATIONS, SCHEMA_DEVIATIONS
 
 SCHEMA_DIR = Path("/usr/share/libvirt/schemas")
 _FILES = {"pool": "storagepool.rng", "volume": "storagevol.rng"}
@@ -88,6 +90,18 @@ def _without_deviations(root: etree._Element) -> etree._Element:
     return root
 
 
+def _pool_without_deviations(root: etree._Element) -> etree._Element:
+    """A copy with an fs pool's ``btrfs`` source format read as ``auto``, if any."""
+    fmt = root.find("./source/format")
+    if root.get("type") != "fs" or fmt is None or fmt.get("type") not in POOL_SCHEMA_DEVIATIONS:
+        return root
+    root = copy.deepcopy(root)
+    node = root.find("./source/format")
+    assert node is not None
+    node.set("type", "auto")
+    return root
+
+
 def validate(
     doc: str | bytes, kind: Literal["pool", "volume"], *, schema_dir: Path = SCHEMA_DIR
 ) -> None:
@@ -97,6 +111,8 @@ def validate(
     """
     schema = _schema(schema_path(kind, schema_dir))
     root = parse_document(doc, kind)
+    if kind == "pool":
+        root = _pool_without_deviations(root)
     if kind == "volume":
         _check(schema, _without_deviations(root), _FILES[kind])
     elif uses_namespace(root):
