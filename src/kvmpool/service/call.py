@@ -89,6 +89,7 @@ class Route:
     stream_in: bool = False  # the body is raw bytes, streamed (upload)
     public: bool = False  # answered without a token (the page's login, the page itself)
     tag: str = "pools"
+    returns: str | None = None  # the 2xx answer: a component schema name, "[Name]" a list
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -22,7 +22,31 @@ JOB: dict[str, object] = {"type": "object", "properties": {
     "state": {"type": "string", "enum": ["running", "succeeded", "failed", "cancelled"]},
     "bytes": {"type": "integer"}, "total": {"type": "integer"},
     "cancellable": {"type": "boolean"}, "result": {}, "error": {"nullable": True}}}
-STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted"}
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_NSTR = {"type": "string", "nullable": True}
+POOL: dict[str, object] = {"type": "object", "description": "pool-info --json", "properties": {
+    "name": _STR, "uuid": _STR, "type": _STR, "state": _STR, "active": {"type": "boolean"},
+    "persistent": {"type": "boolean"}, "autostart": {"type": "boolean"},
+    "capacity": _INT, "allocation": _INT, "available": _INT,
+    "thin": {"type": "object", "description": "thin-bound logical pools: provisioned, "
+             "data_used, data_percent, metadata_percent, pool"},
+    "volumes": {"type": "integer", "nullable": True}, "supported": {"type": "boolean"},
+    "target": _NSTR}}
+VOLUME: dict[str, object] = {"type": "object", "description": "vol-list --json", "properties": {
+    "name": _STR, "path": _NSTR, "key": _NSTR, "type": _STR, "format": _NSTR,
+    "capacity": _INT, "allocation": _INT, "physical": _INT, "backing": _NSTR,
+    "problem": _NSTR}}
+SNAPSHOT: dict[str, object] = {"type": "object", "properties": {
+    "name": _STR, "created": _NSTR, "size": {"type": "integer", "nullable": True},
+    "origin": _NSTR, "fill": {"type": "number", "nullable": True},
+    "valid": {"type": "boolean"}}}
+SECRET: dict[str, object] = {"type": "object", "description": "never the value",
+                             "properties": {"uuid": _STR, "usage_type": _NSTR,
+                                            "usage_id": _NSTR, "description": _NSTR,
+                                            "ephemeral": {"type": "boolean"},
+                                            "private": {"type": "boolean"},
+                                            "usage": _STR}}
 
 
 def document(routes: Iterable[Route]) -> dict[str, object]:
@@ -52,7 +76,13 @@ def document(routes: Iterable[Route]) -> dict[str, object]:
                 "application/json": {"schema": json_schema(route.body)}}}
         responses: dict[str, object] = {}
         for status, text in route.responses.items():
-            body: dict[str, object] = JOB if status == 202 else {}
+            body: dict[str, object] = {}
+            if status == 202:
+                body = {"$ref": "#/components/schemas/Job"}
+            elif route.returns:
+                ref: dict[str, object] = {
+                    "$ref": f"#/components/schemas/{route.returns.strip('[]')}"}
+                body = {"type": "array", "items": ref} if route.returns.startswith("[") else ref
             responses[str(status)] = {"description": text, "content": {
                 _ctype(route): {"schema": body}}}
         for status, text in ((400, "malformed request"), (401, "token required"),
@@ -72,7 +102,8 @@ def document(routes: Iterable[Route]) -> dict[str, object]:
                                 "job: poll GET /api/jobs/{id}, cancel with DELETE."},
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR, "Job": JOB},
+            "schemas": {"Error": ERROR, "Job": JOB, "Pool": POOL, "Volume": VOLUME,
+                        "Snapshot": SNAPSHOT, "Secret": SECRET},
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{}, {"token": []}],

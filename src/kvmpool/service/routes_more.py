@@ -77,11 +77,14 @@ def discover(svc: Service, call: Call) -> Reply:
 S = "/api/secrets/{secret}"
 ROUTES = (
     Route("GET", "/api/secrets", list_secrets, "secret.list",
-          "Secrets (secret-list --json); values are never shown.", tag="secrets"),
+          "Secrets (secret-list --json); values are never shown.", tag="secrets",
+          returns="[Secret]"),
     Route("POST", "/api/secrets", define_secret, "secret.define",
           "Define a secret from its XML (secret-define); its value is set with the CLI.",
-          tag="secrets", body=(Field("xml", required=True),), responses={201: "defined"}),
-    Route("GET", S, get_secret, "secret.info", "A secret's definition.", tag="secrets"),
+          tag="secrets", body=(Field("xml", required=True),), responses={201: "defined"},
+          returns="Secret"),
+    Route("GET", S, get_secret, "secret.info", "A secret's definition.", tag="secrets",
+          returns="Secret"),
     Route("GET", S + "/xml", secret_xml, "secret.dumpxml", "A secret's XML.", tag="secrets"),
     Route("DELETE", S, undefine_secret, "secret.undefine", "Forget a secret and its value.",
           tag="secrets"),
