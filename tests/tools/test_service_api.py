@@ -154,6 +154,18 @@ def test_lifecycle_verbs(server: Server, tmp_path: Path) -> None:
     assert r.status_code == 201 and r.json()["persistent"] is False, r.text
     assert srv("POST", "/api/pools/x/stop", {}).status_code == 200
     assert srv("GET", "/api/pools").json() == []
+    # pool-define-as's options as fields, the same XML as the CLI builds
+    fields = {"name": "san", "type": "iscsi", "source_host": "10.0.0.5",
+              "source_dev": ["iqn.2024-01.org.example:disks"], "target": "/dev/disk/by-path",
+              "auth_type": "chap", "auth_username": "admin", "secret_usage": "libvirtiscsi"}
+    assert srv("POST", "/api/pools", fields).status_code == 201
+    out = cli(srv.root, "pool-define-as", "san2", "iscsi", "--source-host", "10.0.0.5",
+              "--source-dev", "iqn.2024-01.org.example:disks", "--target", "/dev/disk/by-path",
+              "--auth-type", "chap", "--auth-username", "admin", "--secret-usage",
+              "libvirtiscsi", "--print-xml")
+    api_xml = srv("GET", "/api/pools/san/xml").text
+    assert "<auth type='chap' username='admin'>" in api_xml
+    assert "<auth type='chap' username='admin'>" in out.stdout
 
 
 def test_errors_carry_the_cli_message_and_hint(server: Server) -> None:

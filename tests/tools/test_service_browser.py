@@ -162,6 +162,13 @@ def test_story_in_chromium(browser: WebDriver, tmp_path: Path) -> None:
         assert page.css("#pool-source-host").is_displayed()
         assert page.css("#pool-source-path").is_displayed()
         page.shot("create-netfs-dialog")
+        for option in select.find_elements(By.TAG_NAME, "option"):
+            if option.get_attribute("value") == "iscsi":
+                option.click()
+        for shown in ("#pool-source-host", "#pool-source-dev", "#pool-source-initiator",
+                      "#pool-auth-type", "#pool-secret-usage"):
+            assert page.css(shown).is_displayed(), shown
+        assert not page.css("#pool-source-path").is_displayed()
         page.css("#pool-name").send_keys(Keys.ESCAPE)
         page.wait("dialog closed", lambda d: not page.dialog_open("pool-dialog"))
 

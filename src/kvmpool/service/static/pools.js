@@ -203,6 +203,10 @@ export async function discoverSources() {
   const body = { type };
   const host = $("#pool-source-host").value.trim();
   if (host) body.host = host;
+  const port = $("#pool-source-port").value.trim();
+  if (/^[0-9]+$/.test(port)) body.port = Number(port);
+  const initiator = $("#pool-source-initiator").value.trim();
+  if (initiator) body.initiator = initiator;
   out.replaceChildren(el("p", { text: "Looking…" }));
   try {
     const found = await api("POST", "/api/discover", body);
@@ -240,7 +244,9 @@ export async function newPool() {
   } else {
     body.name = data.get("name").trim();
     body.type = data.get("type");
-    for (const key of ["target", "source_host", "source_path", "source_name", "source_format", "thin_pool"]) {
+    for (const key of ["target", "source_host", "source_port", "source_path", "source_name",
+      "source_format", "thin_pool", "source_initiator", "adapter_name", "auth_type",
+      "auth_username", "secret_usage"]) {
       const field = $(`#pool-form [name=${key}]`).closest(".field");
       const value = (data.get(key) || "").trim();
       if (value && !(field && field.hidden)) body[key] = value;
