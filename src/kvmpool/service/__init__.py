@@ -6,13 +6,16 @@ builders and answers with the CLI's ``--json`` shapes. Modules:
 
 - ``app``: the HTTP server (standard library ``ThreadingHTTPServer``; why, in its docstring),
   dispatch, errors as ``{"error", "hint"}`` with the error's ``http_status``, static files;
-- ``routes_pools``, ``routes_volumes``: the route table (one function per route);
+- ``routes_pools``, ``routes_volumes``, ``routes_more`` (secrets without values, source
+  discovery): the route table, one function per route;
 - ``call``: ``Call``/``Reply``/``Route``; ``schema``: request bodies, checked and described;
 - ``jobs``: long operations in threads, with progress and cancel;
 - ``auth``: the token, Host/Origin/CSRF checks; ``metrics``: Prometheus text;
 - ``openapi``: the document at ``/api/openapi.json``, made from the route table;
-- ``static/``: the page (plain HTML, CSS and JavaScript; no build step, nothing fetched
-  from elsewhere).
+- ``static/``: the page (plain HTML, CSS and JavaScript modules: ``util``, ``pools``,
+  ``volumes``, ``jobs``, ``main``; no build step, nothing fetched from elsewhere).
+
+See docs/service.md for the access rules, the API in short and the metrics.
 """
 
 from __future__ import annotations
