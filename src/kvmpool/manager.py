@@ -153,19 +153,23 @@ class Manager:
             self._check_unique(pool)
             if any(r.name == pool.name for r in self.store.load_all()):
                 raise AlreadyExists(f"pool '{pool.name}' already exists")
-            backend = self.backend(pool)
-            if build is not None:
-                caps.require(pool, Ability.BUILD)
-                backend.build(pool, build)
-            backend.start(pool)
-            self.store.save_state(pool)
-            try:
-                backend.refresh(pool)
-            except BaseException:
-                backend.stop(pool)
-                self.store.remove_state(pool.name)
-                raise
+            self._activate(pool, build)
         return pool
+
+    def _activate(self, pool: PoolDef, build: Overwrite | None) -> None:
+        """(Build,) start, record the state, first refresh; undone if the refresh fails."""
+        backend = self.backend(pool)
+        if build is not None:
+            caps.require(pool, Ability.BUILD)
+            backend.build(pool, build)
+        backend.start(pool)
+        self.store.save_state(pool)
+        try:
+            backend.refresh(pool)
+        except BaseException:
+            backend.stop(pool)
+            self.store.remove_state(pool.name)
+            raise
 
     def undefine(self, name: str) -> PoolRecord:
         rec = self.record(name)
@@ -202,20 +206,8 @@ class Manager:
         with self._pool_lock(rec):
             if rec.active:
                 raise InvalidState(f"storage pool '{rec.name}' is already active")
-            pool = rec.current
-            backend = self.backend(pool)
-            if build is not None:
-                caps.require(pool, Ability.BUILD)
-                backend.build(pool, build)
-            backend.start(pool)
-            self.store.save_state(pool)
-            try:
-                backend.refresh(pool)
-            except BaseException:
-                backend.stop(pool)
-                self.store.remove_state(pool.name)
-                raise
-        return dataclasses.replace(rec, live=pool)
+            self._activate(rec.current, build)
+        return dataclasses.replace(rec, live=rec.current)
 
     def destroy(self, name: str) -> PoolRecord:
         rec = self.active_record(name)
