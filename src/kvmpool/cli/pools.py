@@ -11,12 +11,11 @@ import click
 from kvmpool import caps, xml
 from kvmpool.backends.base import Overwrite
 from kvmpool.cli.main import Session, cli, failing
-from kvmpool.cli.output import emit_json, info_lines, jsonable, size, table
+from kvmpool.cli.output import emit_json, info_lines, size, table
 from kvmpool.cli.virsh import command
 from kvmpool.errors import InvalidArgument, KvmpoolError
-from kvmpool.model import PoolDef, PoolState, PoolType
-from kvmpool.store import PoolRecord
-from kvmpool.xml.ext import KVMPOOL_NS
+from kvmpool.model import PoolType
+from kvmpool.views import pool_json, pool_state, pool_xml, yes_no
 
 pass_session = click.make_pass_decorator(Session)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -66,71 +65,12 @@ def source_options(f: click.decorators.FC) -> click.decorators.FC:
     return f
 
 
-def build_pool_xml(session: Session, o: dict[str, object]) -> str:
-    """The XML virsh's pool-define-as builds from its options (same elements, same order)."""
-
-    def a(value: object) -> str:
-        return "'" + xml.escape(str(value)) + "'"
-
-    def s(key: str) -> str | None:
-        value = o.get(key)
-        return str(value) if value else None
-
-    pool_type = s("pool_type") or ""
-    target = s("target")
-    if target is None and pool_type == PoolType.DIR:
-        target = os.path.join(session.paths.data, "pools", str(o["name"]))
-    lines = [f"<pool type={a(pool_type)}>", f"  <name>{xml.escape(str(o['name']))}</name>"]
-    src: list[str] = []
-    if s("source_host"):
-        port = f" port={a(s('source_port'))}" if s("source_port") else ""
-        src.append(f"<host name={a(s('source_host'))}{port}/>")
-    if s("source_path"):
-        src.append(f"<dir path={a(s('source_path'))}/>")
-    for dev in o.get("source_dev") or ():  # type: ignore[attr-defined]
-        src.append(f"<device path={a(dev)}/>")
-    if s("adapter_wwnn") and s("adapter_wwpn"):
-        attrs = "".join(
-            f" {k}={a(s(opt))}"
-            for k, opt in (("parent", "adapter_parent"), ("parent_wwnn", "adapter_parent_wwnn"),
-                           ("parent_wwpn", "adapter_parent_wwpn"),
-                           ("parent_fabric_wwn", "adapter_parent_fabric_wwn"))
-            if s(opt)
-        )
-        src.append(f"<adapter type='fc_host'{attrs} wwnn={a(s('adapter_wwnn'))} "
-                   f"wwpn={a(s('adapter_wwpn'))}/>")
-    elif s("adapter_name"):
-        src.append(f"<adapter type='scsi_host' name={a(s('adapter_name'))}/>")
-    if s("source_initiator"):
-        src += ["<initiator>", f"  <iqn name={a(s('source_initiator'))}/>", "</initiator>"]
-    if s("auth_type") and s("auth_username") and (s("secret_usage") or s("secret_uuid")):
-        secret = (f"<secret usage={a(s('secret_usage'))}/>" if s("secret_usage")
-                  else f"<secret uuid={a(s('secret_uuid'))}/>")
-        src += [f"<auth type={a(s('auth_type'))} username={a(s('auth_username'))}>",
-                f"  {secret}", "</auth>"]
-    if s("source_format"):
-        src.append(f"<format type={a(s('source_format'))}/>")
-    if s("source_name"):
-        src.append(f"<name>{xml.escape(s('source_name') or '')}</name>")
-    if s("source_protocol_ver"):
-        src.append(f"<protocol ver={a(s('source_protocol_ver'))}/>")
-    if src:
-        lines += ["  <source>", *("    " + x for x in src), "  </source>"]
-    if target:
-        lines += ["  <target>", f"    <path>{xml.escape(target)}</path>", "  </target>"]
-    if s("thin_pool"):
-        lines[0] = lines[0][:-1] + f" xmlns:kvmpool={a(KVMPOOL_NS)}>"
-        lines.append(f"  <kvmpool:thinpool name={a(s('thin_pool'))}/>")
-    lines.append("</pool>")
-    return "\n".join(lines) + "\n"
-
-
 @command(cli, "pool-define-as", "name", "type", "source-host", "source-path", "source-dev",
          "source-name", "target", help="Define a pool from a set of arguments.")
 @source_options
 @pass_session
 def pool_define_as(session: Session, /, **o: object) -> None:
-    doc = build_pool_xml(session, o)
+    doc = pool_xml(session.paths.data, o)
     if o["print_xml"]:
         click.echo(doc, nl=False)
         return session.end()
@@ -149,7 +89,7 @@ def pool_define_as(session: Session, /, **o: object) -> None:
 @pass_session
 def pool_create_as(session: Session, /, do_build: bool, overwrite: bool, no_overwrite: bool,
                    **o: object) -> None:
-    doc = build_pool_xml(session, o)
+    doc = pool_xml(session.paths.data, o)
     if o["print_xml"]:
         click.echo(doc, nl=False)
         return session.end()
@@ -273,12 +213,6 @@ def pool_autostart(session: Session, pool: str, disable: bool) -> None:
 # ------------------------------------------------------------------ reading
 
 
-def _state(rec: PoolRecord, details: bool) -> str:
-    if not details:
-        return "active" if rec.active else "inactive"
-    return PoolState.RUNNING if rec.active else PoolState.INACTIVE
-
-
 @command(cli, "pool-list", help="List pools (active ones unless --all or --inactive).")
 @click.option("--inactive", is_flag=True)
 @click.option("--all", "show_all", is_flag=True)
@@ -313,7 +247,7 @@ def pool_list(session: Session, inactive: bool, show_all: bool, transient: bool,
     sized = {r.uuid: session.manager.live_def(r) for r in recs if r.active} if (
         details or as_json) else {}
     if as_json:
-        emit_json([_pool_json(r, sized.get(r.uuid)) for r in recs])
+        emit_json([pool_json(r, sized.get(r.uuid)) for r in recs])
         return
     if uuid_only or name_only:
         for r in recs:
@@ -332,30 +266,13 @@ def pool_list(session: Session, inactive: bool, show_all: bool, transient: bool,
             live = sized.get(r.uuid)
             sizes = ([size(live.capacity, False), size(live.allocation, False),
                       size(live.available, False)] if live else ["-", "-", "-"])
-            rows.append([r.name, _state(r, True), _yes(r.autostart), _yes(r.persistent),
+            rows.append([r.name, pool_state(r, True), yes_no(r.autostart), yes_no(r.persistent),
                          *sizes])
     else:
         header = ["Name", "State", "Autostart"]
-        rows = [[r.name, _state(r, False), _yes(r.autostart)] for r in recs]
+        rows = [[r.name, pool_state(r, False), yes_no(r.autostart)] for r in recs]
     click.echo(table(header, rows, quiet=session.quiet), nl=False)
     session.end()
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def _pool_json(rec: PoolRecord, live: PoolDef | None) -> dict[str, object]:
-    out: dict[str, object] = {
-        "name": rec.name, "uuid": rec.uuid, "type": rec.current.type.value,
-        "state": _state(rec, True), "active": rec.active,
-        "persistent": rec.persistent, "autostart": rec.autostart,
-    }
-    if isinstance(live, PoolDef):
-        out.update(capacity=live.capacity, allocation=live.allocation, available=live.available)
-        if live.thin is not None:
-            out["thin"] = jsonable(live.thin) | {"pool": live.thin_pool}
-    return out
 
 
 @command(cli, "pool-info", "pool", help="Show a pool's state and sizes.")
@@ -368,10 +285,10 @@ def pool_info(session: Session, pool: str, as_bytes: bool, as_json: bool) -> Non
         rec = session.manager.record(pool)
         live = session.manager.live_def(rec) if rec.active else None
     if as_json:
-        emit_json(_pool_json(rec, live))
+        emit_json(pool_json(rec, live))
         return
-    pairs = [("Name", rec.name), ("UUID", rec.uuid), ("State", _state(rec, True)),
-             ("Persistent", _yes(rec.persistent)), ("Autostart", _yes(rec.autostart))]
+    pairs = [("Name", rec.name), ("UUID", rec.uuid), ("State", pool_state(rec, True)),
+             ("Persistent", yes_no(rec.persistent)), ("Autostart", yes_no(rec.autostart))]
     if live is not None:
         pairs += [("Capacity", size(live.capacity, as_bytes)),
                   ("Allocation", size(live.allocation, as_bytes)),
@@ -469,7 +386,7 @@ def pool_capabilities(session: Session, as_json: bool) -> None:
     lines = ["<storagepoolCapabilities>"]
     for t in PoolType:
         c = caps.caps(t)
-        lines.append(f"  <pool type='{t.value}' supported='{_yes(c.has_backend)}'>")
+        lines.append(f"  <pool type='{t.value}' supported='{yes_no(c.has_backend)}'>")
         if c.vol_formats:
             lines += ["    <volOptions>", f"      <defaultFormat type='{c.vol_formats[0]}'/>",
                       "      <enum name='targetFormatType'>"]

@@ -10,33 +10,10 @@ from kvmpool.cli.main import Session, cli, failing, warn
 from kvmpool.cli.output import emit_json, info_lines, size, table
 from kvmpool.cli.pools import json_option, pass_session
 from kvmpool.cli.virsh import command
-from kvmpool.errors import InvalidArgument, VolumeNotFound
+from kvmpool.errors import InvalidArgument
 from kvmpool.model import VolumeDef
 from kvmpool.units import parse_size
-
-
-def _attr(value: str) -> str:
-    return "'" + xml.escape(value) + "'"
-
-
-def vol_xml(name: str, capacity: int, allocation: int | None, fmt: str | None,
-            backing: str | None, backing_format: str | None) -> str:
-    """The XML virsh's vol-create-as builds (capacity in plain bytes), kept schema-valid."""
-    lines = ["<volume>", f"  <name>{xml.escape(name)}</name>",
-             f"  <capacity>{capacity}</capacity>"]
-    if allocation is not None:
-        lines.append(f"  <allocation>{allocation}</allocation>")
-    if fmt:
-        lines += ["  <target>", f"    <format type={_attr(fmt)}/>", "  </target>"]
-    else:
-        lines.append("  <target/>")  # virsh omits it, but libvirt's schema requires it
-    if backing:
-        lines += ["  <backingStore>", f"    <path>{xml.escape(backing)}</path>"]
-        if backing_format:
-            lines.append(f"    <format type={_attr(backing_format)}/>")
-        lines.append("  </backingStore>")
-    lines.append("</volume>")
-    return "\n".join(lines) + "\n"
+from kvmpool.views import backing_volume, vol_allocation, vol_json, vol_xml
 
 
 @command(cli, "vol-create-as", "pool", "name", "capacity",
@@ -60,7 +37,7 @@ def vol_create_as(session: Session, pool: str, name: str, capacity: str, allocat
     backing, backing_fmt = backing_vol, backing_vol_format
     if backing_vol and not print_xml:
         with failing(f"Failed to create vol {name}"):
-            backing, probed = _backing_volume(session, pool, backing_vol)
+            backing, probed = backing_volume(session.manager, pool, backing_vol)
             # Unlike virsh (which writes "raw" here), take the format kvmpool's probe found
             # in the volume the admin named; a guest-written header is never followed further.
             backing_fmt = backing_fmt or probed
@@ -77,18 +54,6 @@ def vol_create_as(session: Session, pool: str, name: str, capacity: str, allocat
         return emit_json(made)
     session.say(f"Vol {name} created")
     session.end()
-
-
-def _backing_volume(session: Session, pool: str, spec: str) -> tuple[str, str | None]:
-    """virsh resolves --backing-vol as a volume: a name in the pool, else a key or path."""
-    try:
-        _, vol = session.manager.volume(spec, pool)
-    except VolumeNotFound:
-        if not spec.startswith("/"):
-            raise
-        _, vol = session.manager.volume(spec)
-    assert vol.target.path is not None
-    return vol.target.path, vol.target.format
 
 
 @command(cli, "vol-create", "pool", "file", help="Create a volume from an XML file.")
@@ -136,31 +101,19 @@ def vol_list(session: Session, pool: str, details: bool, as_json: bool) -> None:
     with failing(f"Failed to list volumes of pool {pool}"):
         _, vols = session.manager.volumes(pool, details=details or as_json)
     if as_json:
-        return emit_json([_vol_json(v) for v in vols])
+        return emit_json([vol_json(v) for v in vols])
     for v in vols:
         if v.problem:
             warn(f"volume '{v.name}' looks damaged: {v.problem}")
     if details:
         header = ["Name", "Path", "Type", "Capacity", "Allocation"]
         rows = [[v.name, v.target.path or "", v.type.value, size(v.capacity or 0, False),
-                 size(_allocation(v), False)] for v in vols]
+                 size(vol_allocation(v), False)] for v in vols]
     else:
         header = ["Name", "Path"]
         rows = [[v.name, v.target.path or ""] for v in vols]
     click.echo(table(header, rows, quiet=session.quiet), nl=False)
     session.end()
-
-
-def _allocation(vol: VolumeDef) -> int:
-    return vol.capacity or 0 if vol.allocation is None else vol.allocation
-
-
-def _vol_json(vol: VolumeDef) -> dict[str, object]:
-    return {"name": vol.name, "path": vol.target.path, "key": vol.key, "type": vol.type.value,
-            "format": vol.target.format, "capacity": vol.capacity,
-            "allocation": _allocation(vol), "physical": vol.physical,
-            "backing": vol.backing_store.path if vol.backing_store else None,
-            "problem": vol.problem}
 
 
 def _find(session: Session, vol: str, pool: str | None) -> VolumeDef:
@@ -179,12 +132,12 @@ def vol_info(session: Session, vol: str, pool: str | None, as_bytes: bool, physi
              as_json: bool) -> None:
     v = _find(session, vol, pool)
     if as_json:
-        return emit_json(_vol_json(v))
+        return emit_json(vol_json(v))
     if v.problem:
         warn(f"volume '{v.name}' looks damaged: {v.problem}")
     suffix = " bytes" if as_bytes else ""
     last = ("Physical", size(v.physical, as_bytes, suffix)) if physical else (
-        "Allocation", size(_allocation(v), as_bytes, suffix))
+        "Allocation", size(vol_allocation(v), as_bytes, suffix))
     click.echo(info_lines([("Name", v.name), ("Type", v.type.value),
                            ("Capacity", size(v.capacity or 0, as_bytes, suffix)), last]),
                nl=False)

@@ -1,8 +1,9 @@
 """Pool routes: the same manager calls, XML and JSON shapes as ``kvmpool pool-*``.
 
 Bodies reuse the CLI's own builders: a pool body has ``pool-define-as``'s options (as
-JSON fields) and is turned into XML by ``kvmpool.cli.pools.build_pool_xml``; answers are
-``pool-list --json`` / ``pool-info --json`` objects (``_pool_json``), plus a volume count.
+JSON fields) and is turned into XML by ``kvmpool.views.pool_xml``; answers are
+``pool-list --json`` / ``pool-info --json`` objects (``kvmpool.views.pool_json``), plus a
+volume count.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from kvmpool import caps, xml
+from kvmpool import caps, views, xml
 from kvmpool.backends.base import Overwrite
-from kvmpool.cli.main import Session, failing
-from kvmpool.cli.pools import _pool_json, build_pool_xml
+from kvmpool.cli.main import failing
 from kvmpool.errors import InUse, InvalidArgument, KvmpoolError
-from kvmpool.host.run import Runner
 from kvmpool.manager import Manager
 from kvmpool.model import PoolDef, PoolType
 from kvmpool.service.call import Call, Reply, Route
 from kvmpool.service.schema import BOOLEAN, STRINGS, Field
 from kvmpool.store import PoolRecord
+from kvmpool.views import pool_json
 
 if TYPE_CHECKING:
     from kvmpool.service.app import Service
@@ -65,7 +65,7 @@ def _build(call: Call) -> Overwrite | None:
 
 def pool_view(m: Manager, rec: PoolRecord) -> dict[str, object]:
     live = m.live_def(rec) if rec.active else None
-    out = _pool_json(rec, live)
+    out = pool_json(rec, live)
     out["volumes"] = None
     out["supported"] = caps.caps(rec.current.type).has_backend
     out["target"] = rec.current.target.path
@@ -86,7 +86,7 @@ def _pool_def(svc: Service, call: Call) -> PoolDef:
     o: dict[str, object] = {k: v for k, v in call.body.items() if k not in ("build",
                                                                               "overwrite")}
     o["pool_type"] = o.pop("type")
-    return xml.parse_pool(build_pool_xml(Session(svc.paths, Runner()), o))
+    return xml.parse_pool(views.pool_xml(svc.paths.data, o))
 
 
 def list_pools(svc: Service, call: Call) -> Reply:

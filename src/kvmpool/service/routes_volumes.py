@@ -1,7 +1,8 @@
 """Volume, snapshot and job routes: the manager calls of ``kvmpool vol-*``.
 
-Answers are ``vol-list --json`` objects (``kvmpool.cli.volumes._vol_json``); a new volume's
-XML is built by the CLI's own ``vol_xml``. Clone, create-from, wipe, upload and download run
+Answers are ``vol-list --json`` objects (``kvmpool.views.vol_json``); a new volume's
+XML is built by ``kvmpool.views.vol_xml``, as the CLI's. Clone, create-from, wipe, upload
+and download run
 as jobs (202 and a job id); their progress callback is the job's, so cancelling a job
 interrupts the manager's copy loop at the next chunk.
 
@@ -21,13 +22,13 @@ from kvmpool.backends.base import CreateOptions, Reflink
 from kvmpool.caps import WIPE_ALGORITHMS
 from kvmpool.cli.main import Session, failing
 from kvmpool.cli.output import jsonable
-from kvmpool.cli.volumes import _backing_volume, _vol_json, vol_xml
 from kvmpool.errors import InvalidArgument, InvalidState
 from kvmpool.host.run import Runner
 from kvmpool.service.call import Call, Handler, Reply, Route
 from kvmpool.service.jobs import State
 from kvmpool.service.schema import BOOLEAN, INTEGER, SIZE, Field
 from kvmpool.units import parse_size
+from kvmpool.views import backing_volume, vol_json, vol_xml
 
 if TYPE_CHECKING:
     from kvmpool.copy import Progress
@@ -44,7 +45,7 @@ def list_volumes(svc: Service, call: Call) -> Reply:
     pool = call.params["pool"]
     with failing(f"Failed to list volumes of pool {pool}"):
         _, vols = svc.manager().volumes(pool, details=True)
-    return Reply(data=[_vol_json(v) for v in vols])
+    return Reply(data=[vol_json(v) for v in vols])
 
 
 def create_volume(svc: Service, call: Call) -> Reply:
@@ -62,7 +63,7 @@ def create_volume(svc: Service, call: Call) -> Reply:
                 raise InvalidArgument("fields 'name' and 'capacity' are required (or 'xml')")
             backing, backing_fmt = call.text("backing_vol"), call.text("backing_vol_format")
             if backing is not None:
-                backing, probed = _backing_volume(session, pool, backing)
+                backing, probed = backing_volume(session.manager, pool, backing)
                 backing_fmt = backing_fmt or probed
             doc = vol_xml(name, capacity, call.number("allocation"), call.text("format"),
                           backing, backing_fmt)
@@ -72,7 +73,7 @@ def create_volume(svc: Service, call: Call) -> Reply:
         if source is None:
             made = m.create_volume(pool, vol, CreateOptions(
                 prealloc_metadata=call.flag("prealloc_metadata")))
-            return Reply(201, _vol_json(made))
+            return Reply(201, vol_json(made))
         from_pool = call.text("from_pool")
         _, src = m.volume(source, from_pool or pool)
     reflink = Reflink(call.text("reflink") or Reflink.AUTO)
@@ -82,7 +83,7 @@ def create_volume(svc: Service, call: Call) -> Reply:
             made = svc.manager().create_volume_from(
                 pool, vol, source, from_pool, reflink=reflink,
                 prealloc_metadata=call.flag("prealloc_metadata"), progress=progress)
-        return _vol_json(made)
+        return vol_json(made)
 
     job = svc.jobs.start("volume.create_from", f"{rec.name}/{vol.name}", src.physical, work)
     return Reply(202, job.view(), job=True)
@@ -91,7 +92,7 @@ def create_volume(svc: Service, call: Call) -> Reply:
 def get_volume(svc: Service, call: Call) -> Reply:
     with failing(f"failed to get vol '{call.params['vol']}'"):
         _, vol = svc.manager().volume(call.params["vol"], call.params["pool"])
-    return Reply(data=_vol_json(vol))
+    return Reply(data=vol_json(vol))
 
 
 def volume_xml(svc: Service, call: Call) -> Reply:
@@ -118,7 +119,7 @@ def clone_volume(svc: Service, call: Call) -> Reply:
             made = svc.manager().clone_volume(
                 name, newname, pool, reflink=reflink,
                 prealloc_metadata=call.flag("prealloc_metadata"), progress=progress)
-        return _vol_json(made)
+        return vol_json(made)
 
     job = svc.jobs.start("volume.clone", f"{rec.name}/{newname}", src.physical, work)
     return Reply(202, job.view(), job=True)
@@ -136,7 +137,7 @@ def resize_volume(svc: Service, call: Call) -> Reply:
         made = svc.manager().resize_volume(
             name, pool, -size if negative else size, delta=call.flag("delta") or negative,
             shrink=call.flag("shrink"), allocate=call.flag("allocate"))
-    return Reply(data=_vol_json(made))
+    return Reply(data=vol_json(made))
 
 
 def wipe_volume(svc: Service, call: Call) -> Reply:
