@@ -83,14 +83,14 @@ class LogicalBackend:
     def _check_devices(self, pool: PoolDef) -> None:
         """The VG exists and holds at least one of the pool's devices (libvirt's check)."""
         vg = vg_of(pool)
-        if not self._vg_exists(vg):
+        # One pvs report answers both questions (a VG always has PVs): this runs on
+        # every command that looks a logical pool up, so it must stay one LVM call.
+        mine = {os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg}
+        if not mine:
             raise NotFound(f"volume group '{vg}' does not exist",
                            hint=f"create it with: kvmpool pool-build {pool.name}")
         wanted = {os.path.realpath(d.path) for d in pool.source.devices}
-        if not wanted:
-            return
-        mine = {os.path.realpath(pv.name) for pv in self.lvm.pvs() if pv.vg == vg}
-        if not wanted & mine:
+        if wanted and not wanted & mine:
             raise InvalidState(
                 f"volume group '{vg}' is not on the pool's source devices "
                 f"({', '.join(sorted(wanted))}); it is on {', '.join(sorted(mine)) or 'nothing'}",
@@ -276,13 +276,15 @@ class LogicalBackend:
 
     @contextlib.contextmanager
     def _undo_on_failure(self, vg: str, name: str) -> Iterator[None]:
-        """An interrupted or failed lvcreate never leaves a half-made LV behind."""
-        existed = self.lvm.lvs(vg)
-        before = {lv.name for lv in existed}
-        if name in before:
-            raise AlreadyExists(f"storage volume '{name}' exists already")
+        """An interrupted or failed lvcreate never leaves a half-made LV behind.
+
+        The manager has checked, under the pool's lock, that no LV of that name exists; an
+        lvcreate refused because one appeared meanwhile (AlreadyExists) removes nothing.
+        """
         try:
             yield
+        except AlreadyExists:
+            raise
         except BaseException:
             with contextlib.suppress(KvmpoolError):
                 if name in {lv.name for lv in self.lvm.lvs(vg)}:
@@ -290,11 +292,12 @@ class LogicalBackend:
             raise
 
     def delete_volume(self, pool: PoolDef, vol: VolumeDef) -> None:
-        lv = self._lv(pool, vol)
-        if lv.open:
+        """lvremove refuses an open LV itself (classified as InUse): no extra lvs call."""
+        try:
+            self.lvm.lvremove(vg_of(pool), vol.name)
+        except InUse as err:
             raise InUse(f"volume '{vol.name}' is open (in use by a guest or a mount)",
-                        hint="stop what uses it first")
-        self.lvm.lvremove(vg_of(pool), vol.name)
+                        hint="stop what uses it first") from err
 
     # ------------------------------------------------------------ abilities
 
