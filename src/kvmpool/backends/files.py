@@ -70,10 +70,11 @@ def scan(directory: str, *, details: bool, cache: ProbeCache | None = None) -> l
     with os.scandir(directory) as entries:
         for entry in entries:
             name = entry.name
-            if name.startswith(TEMP_PREFIX) or any(ord(c) < 32 for c in name):
+            if name.startswith(TEMP_PREFIX) or (
+                    not name.isprintable() and any(ord(c) < 32 for c in name)):
                 continue
-            if details:
-                found = _describe(entry.path, name, cache)
+            if details:  # a listing: no timestamps (vol-dumpxml asks for one volume)
+                found = _describe(entry.path, name, cache, times=False)
                 if found is not None:
                     vols.append(found[0])
                     members.update(found[1])
@@ -94,12 +95,12 @@ def scan(directory: str, *, details: bool, cache: ProbeCache | None = None) -> l
 
 def describe(path: str, name: str) -> VolumeDef | None:
     """Everything about one file volume, or None for what libvirt skips (FIFOs, dangling links)."""
-    found = _describe(path, name, None)
+    found = _describe(path, name, None, times=True)
     return found[0] if found is not None else None
 
 
 def _describe(
-    path: str, name: str, cache: ProbeCache | None
+    path: str, name: str, cache: ProbeCache | None, *, times: bool
 ) -> tuple[VolumeDef, tuple[str, ...]] | None:
     """The volume and the member files that belong to it (a vmdk's extents)."""
     try:
@@ -107,7 +108,7 @@ def _describe(
     except OSError:
         return None
     perms = Permissions(mode=stat.S_IMODE(st.st_mode) & 0o777, owner=st.st_uid, group=st.st_gid)
-    stamps = timestamps(st)
+    stamps = timestamps(st) if times else None
     if stat.S_ISDIR(st.st_mode):
         return VolumeDef(name=name, type=VolType.DIR, key=path, capacity=0, allocation=0,
                          target=VolTarget(path=path, format="dir", permissions=perms,
