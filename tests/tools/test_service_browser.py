@@ -81,9 +81,18 @@ class Page:
         return list(self.d.find_elements(By.CSS_SELECTOR, selector))
 
     def click(self, selector: str) -> None:
-        self.wait(f"{selector} clickable", lambda d: self.css(selector).is_enabled()
-                  and self.css(selector).is_displayed())
-        self.css(selector).click()
+        """Click the element once it is usable. The page re-renders its tables when a job
+        ends, so the element found may go stale before the click: then it is found again
+        (wait() retries on StaleElementReferenceException; a stale click clicks nothing)."""
+
+        def attempt(d: WebDriver) -> bool:
+            element = self.css(selector)
+            if not (element.is_enabled() and element.is_displayed()):
+                return False
+            element.click()
+            return True
+
+        self.wait(f"{selector} clicked", attempt)
 
     def fill(self, selector: str, text: str) -> None:
         field = self.css(selector)
