@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 from kvmpool.backends.base import Context, CreateOptions, Overwrite
+from kvmpool.backends.iscsi import where
 from kvmpool.errors import InvalidArgument, KvmpoolError
 from kvmpool.host import libiscsi
 from kvmpool.host.libiscsi import Chap
@@ -40,17 +41,13 @@ class Portal:
 
 
 def portal_of(pool: PoolDef) -> Portal:
-    src = pool.source
-    if not src.hosts:
-        raise InvalidArgument(f"pool '{pool.name}' has no source host",
-                              hint="give one: <source><host name='H' port='3260'/>")
-    if not src.devices:
-        raise InvalidArgument(f"pool '{pool.name}' has no target IQN",
-                              hint="give one: <source><device path='iqn....'/>")
-    if not src.initiator_iqn:
+    """The iscsi pool's source checks (``backends.iscsi.where``), plus the initiator IQN
+    that a user-space initiator must name itself with."""
+    w = where(pool)
+    if not w.initiator:
         raise InvalidArgument(f"pool '{pool.name}' has no initiator IQN",
                               hint="iscsi-direct pools need <initiator><iqn name='...'/>")
-    return Portal(src.hosts[0].name, src.hosts[0].port, src.devices[0].path, src.initiator_iqn)
+    return Portal(w.host, w.port, w.target, w.initiator)
 
 
 class IscsiDirectBackend:
