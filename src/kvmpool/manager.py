@@ -42,10 +42,11 @@ from kvmpool.errors import (
 )
 from kvmpool.host.run import Runner
 from kvmpool.lock import locked
-from kvmpool.model import PoolDef, PoolType, Snapshot, VolTarget, VolType, VolumeDef
+from kvmpool.model import PoolDef, Snapshot, VolTarget, VolType, VolumeDef
 from kvmpool.names import check_pool_name, check_volume_name
 from kvmpool.paths import Paths
 from kvmpool.secrets import SecretStore
+from kvmpool.sources import same_source
 from kvmpool.store import PoolRecord, Store
 from kvmpool.xml.types import type_info
 
@@ -143,7 +144,7 @@ class Manager:
                 raise AlreadyExists(f"pool '{pool.name}' already exists with uuid {rec.uuid}")
             if rec.uuid == pool.uuid and rec.name != pool.name:
                 raise AlreadyExists(f"pool '{rec.name}' is already defined with uuid {rec.uuid}")
-            if rec.uuid != pool.uuid and _same_source(rec.current, pool):
+            if rec.uuid != pool.uuid and same_source(rec.current, pool):
                 raise AlreadyExists(f"Storage source conflict with pool: '{rec.name}'")
 
     def create(self, pool: PoolDef, *, build: Overwrite | None = None) -> PoolDef:
@@ -557,18 +558,3 @@ def _local_path(vol: VolumeDef) -> str:
     if vol.target.path is None or not vol.target.path.startswith("/"):
         raise Unsupported(f"volume '{vol.name}' has no local path to read or write")
     return vol.target.path
-
-
-def _same_source(a: PoolDef, b: PoolDef) -> bool:
-    """libvirt's source-conflict rule, for the types kvmpool manages."""
-    if a.type != b.type:
-        return False
-    if a.type is PoolType.DIR:
-        return a.target.path is not None and a.target.path == b.target.path
-    if a.type is PoolType.NETFS:
-        return bool(a.source.hosts and b.source.hosts) and (
-            a.source.hosts[0].name == b.source.hosts[0].name and a.source.dir == b.source.dir)
-    if a.type in (PoolType.FS, PoolType.LOGICAL, PoolType.DISK, PoolType.ZFS):
-        devs = {d.path for d in a.source.devices}
-        return any(d.path in devs for d in b.source.devices)
-    return False
