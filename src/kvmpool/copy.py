@@ -8,12 +8,14 @@ reports progress through a callback and can be interrupted (Ctrl-C) between chun
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
 
 Progress = Callable[[int], None]  # called with the number of bytes just done
 
@@ -134,14 +136,22 @@ _libc: list[ctypes.CDLL] = []  # loaded on first use
 
 
 def libc() -> ctypes.CDLL:
+    """The C library's functions that ``os`` lacks (sync_file_range, fallocate modes).
+
+    ctypes is imported here, not at start-up, and the library is the process's own
+    (``CDLL(None)``): no ``ctypes.util.find_library`` search, which runs ldconfig."""
     if not _libc:
-        _libc.append(ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True))
+        import ctypes
+
+        _libc.append(ctypes.CDLL(None, use_errno=True))
     return _libc[0]
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing a range to disk now (sync_file_range), so that the final fsync of a
     copy has little left to wait for: the copy overlaps with the disk writes."""
+    import ctypes
+
     libc().sync_file_range(ctypes.c_int(fd), ctypes.c_longlong(offset),
                            ctypes.c_longlong(length), ctypes.c_uint(SYNC_FILE_RANGE_WRITE))
 
@@ -150,6 +160,8 @@ def punch_hole(fd: int, offset: int, length: int) -> None:
     """Deallocate a range (reads back as zeros); zeros are written where punching fails."""
     if length <= 0:
         return
+    import ctypes
+
     mode = ctypes.c_int(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
     rc = libc().fallocate(ctypes.c_int(fd), mode, ctypes.c_longlong(offset),
                           ctypes.c_longlong(length))

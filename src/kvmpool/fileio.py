@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 
 
 def atomic_write(path: str, data: str, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    # A fresh name (O_EXCL), as tempfile.mkstemp would make, without importing tempfile.
+    tmp = os.path.join(directory, ".tmp-" + os.urandom(8).hex())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(data)

@@ -13,7 +13,7 @@ import pytest
 from kvmpool.errors import XmlError
 from kvmpool.model import PoolDef, PoolType
 from kvmpool.xml import format_pool, format_volume, parse_pool, parse_volume, validate
-from kvmpool.xml.validate import SCHEMA_DIR
+from kvmpool.xml.rng import SCHEMA_DIR
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "libvirt-xml"
 POOL_IN = DATA / "storagepoolxml2xmlin"

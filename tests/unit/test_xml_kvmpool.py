@@ -17,7 +17,7 @@ from kvmpool.errors import InvalidArgument, XmlError
 from kvmpool.model import PoolDef, PoolSource, PoolTarget, PoolType, ThinUsage
 from kvmpool.xml import format_pool, parse_pool, validate
 from kvmpool.xml.ext import KVMPOOL_NS, check_lv_name, without_namespace
-from kvmpool.xml.validate import KVMPOOL_SCHEMA, kvmpool_schema
+from kvmpool.xml.rng import KVMPOOL_SCHEMA, kvmpool_schema
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "libvirt-xml"
 NS = "http://kvmpool.org/schemas/storagepool/1.0"

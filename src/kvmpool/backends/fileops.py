@@ -12,7 +12,6 @@ import contextlib
 import datetime
 import json
 import os
-import secrets
 import shutil
 
 from kvmpool import copy
@@ -76,7 +75,7 @@ def clone(
     perms = new.target.permissions
     if perms is not None and perms.mode is not None:
         mode = perms.mode
-    tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+    tmp = os.path.join(directory, TEMP_PREFIX + os.urandom(8).hex())
     try:
         if byte_copy:
             _byte_copy(src_path, tmp, mode, reflink, progress)

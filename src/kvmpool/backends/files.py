@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import tempfile
 from collections.abc import Callable
@@ -235,7 +234,7 @@ def create(
         build = _qemu_img_builder(runner, directory, vol, fmt, options)
     if not runner.change(f"create {fmt} volume {path}"):
         return path
-    tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+    tmp = os.path.join(directory, TEMP_PREFIX + os.urandom(8).hex())
     try:
         try:
             build(tmp, mode)

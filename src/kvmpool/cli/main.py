@@ -2,18 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
 from kvmpool import __version__
 from kvmpool.errors import HostCommandFailed, KvmpoolError
 from kvmpool.host.run import Runner
-from kvmpool.manager import Manager
 from kvmpool.paths import Paths, default_paths
+
+if TYPE_CHECKING:
+    from kvmpool.manager import Manager
+
+# The module under kvmpool.cli that defines each command. A command line imports only
+# its command's module (and what that needs), so a short command starts fast; --help
+# imports them all. tests/unit/test_cli_lazy.py checks this table against the modules.
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys((
+        "pool-autostart", "pool-build", "pool-capabilities", "pool-create", "pool-create-as",
+        "pool-define", "pool-define-as", "pool-delete", "pool-destroy", "pool-dumpxml",
+        "pool-edit", "pool-import-libvirt", "pool-info", "pool-list", "pool-name",
+        "pool-refresh", "pool-start", "pool-undefine", "pool-uuid"), "pools"),
+    **dict.fromkeys((
+        "vol-create", "vol-create-as", "vol-delete", "vol-dumpxml", "vol-info", "vol-key",
+        "vol-list", "vol-name", "vol-path", "vol-pool"), "volumes"),
+    **dict.fromkeys((
+        "vol-clone", "vol-create-from", "vol-download", "vol-resize", "vol-snapshot-create",
+        "vol-snapshot-delete", "vol-snapshot-list", "vol-snapshot-revert", "vol-upload",
+        "vol-wipe"), "volume_ops"),
+    **dict.fromkeys((
+        "secret-define", "secret-dumpxml", "secret-get-value", "secret-list",
+        "secret-set-value", "secret-undefine"), "secrets"),
+    **dict.fromkeys(("find-storage-pool-sources", "find-storage-pool-sources-as"),
+                    "discovery"),
+    "serve": "serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported from their module when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"kvmpool.cli.{module}")
+        return self.commands.get(cmd_name)
 
 
 @dataclass
@@ -29,6 +70,8 @@ class Session:
     @property
     def manager(self) -> Manager:
         if self._manager is None:
+            from kvmpool.manager import Manager
+
             self._manager = Manager(self.paths, self.runner, warn=warn)
         return self._manager
 
@@ -57,7 +100,7 @@ def failing(what: str) -> Iterator[None]:
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", "root", metavar="DIR", envvar="KVMPOOL_ROOT",
               help="Keep all of kvmpool's own files under DIR (also KVMPOOL_ROOT).")
 @click.option("-q", "--quiet", is_flag=True, help="Only data: no messages, headers or blank line.")
@@ -73,10 +116,11 @@ def cli(ctx: click.Context, root: str | None, quiet: bool, debug: bool, dry_run:
     ctx.obj = Session(default_paths(root), runner, quiet=quiet, debug=debug)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # Register the commands (imported for their side effect on ``cli``).
-    from kvmpool.cli import discovery, pools, secrets, serve, volume_ops, volumes  # noqa: F401
+pass_session = click.make_pass_decorator(Session)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     ctx: click.Context | None = None
     try:

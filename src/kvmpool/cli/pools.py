@@ -10,15 +10,12 @@ import click
 
 from kvmpool import caps, xml
 from kvmpool.backends.base import Overwrite
-from kvmpool.cli.main import Session, cli, failing
+from kvmpool.cli.main import Session, cli, failing, json_option, pass_session
 from kvmpool.cli.output import emit_json, info_lines, size, table
 from kvmpool.cli.virsh import command
 from kvmpool.errors import InvalidArgument, KvmpoolError
 from kvmpool.model import PoolType
 from kvmpool.views import pool_json, pool_state, pool_xml, yes_no
-
-pass_session = click.make_pass_decorator(Session)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def overwrite_choice(overwrite: bool, no_overwrite: bool) -> Overwrite:

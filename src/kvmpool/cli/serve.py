@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kvmpool.cli.main import Session, cli
-from kvmpool.cli.pools import pass_session
+from kvmpool.cli.main import Session, cli, pass_session
 
 
 @cli.command("serve")

@@ -11,9 +11,8 @@ import click
 from kvmpool import xml
 from kvmpool.backends.base import Reflink
 from kvmpool.caps import WIPE_ALGORITHMS
-from kvmpool.cli.main import Session, cli, failing
+from kvmpool.cli.main import Session, cli, failing, json_option, pass_session
 from kvmpool.cli.output import emit_json, table
-from kvmpool.cli.pools import json_option, pass_session
 from kvmpool.cli.progress import Meter, meter
 from kvmpool.cli.virsh import command
 from kvmpool.errors import InvalidArgument

@@ -6,9 +6,8 @@ import click
 
 from kvmpool import xml
 from kvmpool.backends.base import CreateOptions
-from kvmpool.cli.main import Session, cli, failing, warn
+from kvmpool.cli.main import Session, cli, failing, json_option, pass_session, warn
 from kvmpool.cli.output import emit_json, info_lines, size, table
-from kvmpool.cli.pools import json_option, pass_session
 from kvmpool.cli.virsh import command
 from kvmpool.errors import InvalidArgument
 from kvmpool.model import VolumeDef

@@ -53,10 +53,16 @@ never written; input extents, timestamps and ``<physical>`` are not read; ``<ref
 is accepted for any pool type although libvirt's schema allows it only for rbd.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
 from kvmpool.xml._writer import esc as escape
 from kvmpool.xml.pool import format_pool, format_sources, parse_pool
-from kvmpool.xml.validate import validate
 from kvmpool.xml.volume import format_volume, parse_volume
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "escape",
@@ -67,3 +73,17 @@ __all__ = [
     "parse_volume",
     "validate",
 ]
+
+
+def validate(doc: str | bytes, kind: Literal["pool", "volume"], *,
+             schema_dir: Path | None = None) -> None:
+    """Check ``doc`` against libvirt's RelaxNG schema (and kvmpool's): see kvmpool.xml.rng.
+
+    The schema code is imported on first use: most commands never validate."""
+    from kvmpool.xml import rng
+
+    if schema_dir is None:
+        rng.validate(doc, kind)
+    else:
+        rng.validate(doc, kind, schema_dir=schema_dir)
+

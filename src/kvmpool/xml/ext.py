@@ -7,7 +7,7 @@ additions live in a namespace of their own, the way libvirt's fs and rbd namespa
   root ``<pool>`` (``<pool type='logical' xmlns:kvmpool='...'>``) only when the pool uses
   an extension, so a pool without extensions is byte for byte what libvirt writes;
 * the elements are children of ``<pool>``, at its end, after libvirt's namespace blocks;
-* their schema is ``schemas/kvmpool-storagepool.rng`` (see :mod:`kvmpool.xml.validate`).
+* their schema is ``schemas/kvmpool-storagepool.rng`` (see :mod:`kvmpool.xml.rng`).
 
 Elements (``PoolDef`` fields in brackets)::
 
