@@ -39,25 +39,31 @@ def _escape(text: str) -> str:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, quiet: bool = False) -> str:
     """virsh's vsh-table: columns padded to the widest cell + 2, a dash line, no trailing blanks."""
-    rows = [[_escape(c) for c in row] for row in rows]
-    widths = [display_width(h) for h in header]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], display_width(cell))
+    cells = [list(header), *([_escape(c) for c in row] for row in rows)]
+    text = "".join("".join(row) for row in cells)
+    if text.isascii() and text.isprintable():  # the usual case: one column per character
+        widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+        pads = [w + 2 for w in widths[:-1]]
 
-    def line(cells: Sequence[str]) -> str:
-        parts = []
-        for i, cell in enumerate(cells):
-            parts.append(" " + cell)
-            if i < len(cells) - 1:
-                parts.append(" " * (widths[i] - display_width(cell) + 2))
-        return "".join(parts) + "\n"
+        def line(row: Sequence[str]) -> str:
+            return "".join([*(f" {c:<{p}}" for c, p in zip(row, pads, strict=False)),
+                            " ", row[-1], "\n"])
+    else:
+        widths = [max(map(display_width, column)) for column in zip(*cells, strict=True)]
+
+        def line(row: Sequence[str]) -> str:
+            parts = []
+            for i, cell in enumerate(row):
+                parts.append(" " + cell)
+                if i < len(row) - 1:
+                    parts.append(" " * (widths[i] - display_width(cell) + 2))
+            return "".join(parts) + "\n"
 
     out = []
     if not quiet:
-        out.append(line(header))
+        out.append(line(cells[0]))
         out.append("-" * sum(w + 3 for w in widths) + "\n")
-    out.extend(line(r) for r in rows)
+    out.extend(line(r) for r in cells[1:])
     return "".join(out)
 
 
