@@ -73,7 +73,7 @@ def scan(directory: str, *, details: bool, cache: ProbeCache | None = None) -> l
                     not name.isprintable() and any(ord(c) < 32 for c in name)):
                 continue
             if details:  # a listing: no timestamps (vol-dumpxml asks for one volume)
-                found = _describe(entry.path, name, cache, times=False)
+                found = _describe(entry.path, name, cache, times=False, entry=entry)
                 if found is not None:
                     vols.append(found[0])
                     members.update(found[1])
@@ -99,11 +99,15 @@ def describe(path: str, name: str) -> VolumeDef | None:
 
 
 def _describe(
-    path: str, name: str, cache: ProbeCache | None, *, times: bool
+    path: str, name: str, cache: ProbeCache | None, *, times: bool,
+    entry: os.DirEntry[str] | None = None,
 ) -> tuple[VolumeDef, tuple[str, ...]] | None:
-    """The volume and the member files that belong to it (a vmdk's extents)."""
+    """The volume and the member files that belong to it (a vmdk's extents).
+
+    ``entry``, from a directory scan, stats relative to the open directory (no path walk).
+    """
     try:
-        st = os.stat(path)
+        st = entry.stat() if entry is not None else os.stat(path)
     except OSError:
         return None
     perms = Permissions(mode=stat.S_IMODE(st.st_mode) & 0o777, owner=st.st_uid, group=st.st_gid)

@@ -60,11 +60,15 @@ class ProbeCache:
 
     def get(self, name: str, st: os.stat_result) -> ImageInfo | None:
         entry = self.old.get(name)
-        if entry is None or entry[0] != _key(st):
+        if entry is None:
             return None
         try:
+            key = entry[0]
+            if (key[0] != st.st_ino or key[1] != st.st_size or key[2] != st.st_mtime_ns
+                    or key[3] != st.st_ctime_ns):
+                return None
             info = _decode(entry[1])
-        except (IndexError, TypeError):
+        except (IndexError, TypeError, KeyError):
             return None
         self.new[name] = entry
         return info
