@@ -68,7 +68,8 @@ TABLE: dict[PoolType, TypeCaps] = {
     PoolType.DISK: TypeCaps(frozenset({Ability.BUILD, Ability.DELETE, Ability.CREATE_VOLUME, Ability.DELETE_VOLUME}), DISK_VOL_FORMATS, True),  # noqa: E501
     # LVs have no format: volumes are raw block devices; every ability, any LV.
     PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
-    PoolType.ISCSI_DIRECT: TypeCaps(frozenset(), (), True),  # LUNs listed only; no wipe: no writer
+    # LUNs through QEMU's initiator: data moves with qemu-img; zero is libvirt's one wipe here.
+    PoolType.ISCSI_DIRECT: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=("zero",)),  # noqa: E501
     PoolType.ISCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
     # Ceph images: raw only, no pool build/delete (the Ceph admin's job), wipe zero/trim.
     PoolType.RBD: TypeCaps(frozenset(Ability) - {Ability.BUILD, Ability.DELETE}, ("raw",), True, wipe_algorithms=("zero", "trim")),  # noqa: E501

@@ -8,9 +8,12 @@ the CHAP password.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -128,9 +131,9 @@ def test_plain_target_pool(k: Recorder, portals: tuple[Tgtd, Tgtd]) -> None:
     assert "Available:      0\n" in info
     xml = k("vol-dumpxml", "unit:0:0:1", "--pool", "san").out
     assert "<volume type='network'>" in xml and f"<path>{base}/1</path>" in xml
-    # libvirt: iscsi-direct LUNs cannot be made, deleted or wiped (no writer here)
-    err = k("vol-wipe", "unit:0:0:1", "--pool", "san", ok=False).err
-    assert "pool 'san' (iscsi-direct) cannot wipe volumes" in err
+    # libvirt: iscsi-direct LUNs cannot be made or deleted; zero is the one wipe
+    err = k("vol-wipe", "unit:0:0:1", "--pool", "san", "--algorithm", "dod", ok=False).err
+    assert "pool 'san' (iscsi-direct) cannot wipe with 'dod'" in err
     err = k("vol-create-as", "san", "new", "1M", ok=False).err
     assert "cannot create volumes" in err
     assert "running" in k("pool-list", "--details").out
@@ -265,3 +268,76 @@ def test_open_target_beside_a_chap_target(k: Recorder, portals: tuple[Tgtd, Tgtd
     assert SECURE not in out
     assert any("kvmpool.host.reportluns" in a for a in k.argvs)  # iscsi-ls was stopped
     assert f"Capacity:       {16 * MiB}\n" in k("pool-info", "open", "--bytes").out
+
+
+def _lun_file(tgt: Tgtd, tid: int, lun: int) -> Path:
+    return tgt.workdir / f"p{tgt.port}-t{tid}-lun{lun}.img"
+
+
+def test_upload_download_wipe_through_qemu(
+        k: Recorder, portals: tuple[Tgtd, Tgtd], tmp_path: Path) -> None:
+    """Data moves through QEMU's initiator; the LUN's backing file on the target shows it."""
+    plain, _ = portals
+    backing = _lun_file(plain, 1, 1)  # unit:0:0:1, 16 MiB
+    define(k, "data", plain.port, PLAIN)
+    k("pool-start", "data")
+    blob = tmp_path / "blob"
+    payload = os.urandom(MiB) + bytes(MiB) + os.urandom(MiB // 2)
+    blob.write_bytes(payload)
+    k("vol-upload", "unit:0:0:1", str(blob), "--pool", "data", "--offset", str(2 * MiB))
+    on_target = backing.read_bytes()
+    assert on_target[2 * MiB:2 * MiB + len(payload)] == payload
+    assert on_target[:2 * MiB] == bytes(2 * MiB)
+    # a range back, and the whole LUN back (sparse)
+    part = tmp_path / "part"
+    k("vol-download", "unit:0:0:1", str(part), "--pool", "data", "--offset", str(2 * MiB),
+      "--length", str(MiB))
+    assert part.read_bytes() == payload[:MiB]
+    whole = tmp_path / "whole"
+    k("vol-download", "unit:0:0:1", str(whole), "--pool", "data", "--sparse")
+    assert whole.read_bytes() == on_target
+    assert whole.stat().st_blocks * 512 < 8 * MiB  # the zeros stayed holes
+    # to stdout, in a process of its own
+    env = dict(os.environ, KVMPOOL_ROOT=str(k.kvmpool.root))
+    out = subprocess.run([sys.executable, "-m", "kvmpool", "vol-download", "unit:0:0:1", "-",
+                          "--pool", "data", "--offset", str(2 * MiB), "--length", str(MiB)],
+                         env=env, capture_output=True, check=True).stdout
+    assert out == payload[:MiB]
+    # from stdin
+    subprocess.run([sys.executable, "-m", "kvmpool", "vol-upload", "unit:0:0:1", "-",
+                    "--pool", "data"], env=env, input=b"\xff" * 4096, check=True)
+    assert backing.read_bytes()[:4096] == b"\xff" * 4096
+    # too much for the LUN: refused before anything is written
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(MiB))
+    before = backing.read_bytes()
+    err = k("vol-upload", "unit:0:0:1", str(big), "--pool", "data", "--offset",
+            str(16 * MiB - 4096), ok=False).err
+    assert "do not fit in a volume of 16777216 bytes" in err
+    assert backing.read_bytes() == before
+    # wipe: every byte zero
+    k("vol-wipe", "unit:0:0:1", "--pool", "data")
+    assert backing.read_bytes() == bytes(16 * MiB)
+    k("pool-destroy", "data")
+    k("pool-undefine", "data")
+
+
+def test_chap_lun_data_and_the_password_never_shows(
+        k: Recorder, portals: tuple[Tgtd, Tgtd], tmp_path: Path) -> None:
+    _, chap = portals
+    chap_secret(k, tmp_path, PASSWORD)
+    define(k, "secdata", chap.port, SECURE, "--auth-type", "chap", "--auth-username", USER,
+           "--secret-usage", SECURE)
+    k("pool-start", "secdata")
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(MiB))
+    k("--debug", "vol-upload", "unit:0:0:1", str(blob), "--pool", "secdata")
+    back = tmp_path / "back"
+    k("--debug", "vol-download", "unit:0:0:1", str(back), "--pool", "secdata", "--length",
+      str(MiB))
+    assert back.read_bytes() == blob.read_bytes()
+    assert any("password-secret=chap0" in " ".join(a) for a in k.argvs)
+    assert not list(Path(tempfile.gettempdir()).glob(".kvmpool-chap-*"))  # key file gone
+    k("pool-destroy", "secdata")
+    k("pool-undefine", "secdata")
+

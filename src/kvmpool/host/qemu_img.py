@@ -87,3 +87,34 @@ def snapshot_argv(action: str, path: str, name: str | None = None) -> list[str]:
 def image_opts(fmt: str, path: str) -> str:
     """An --image-opts string naming the format, so qemu-img never probes it."""
     return f"driver={fmt},file.driver=file,file.filename={path.replace(',', ',,')}"
+
+
+def iscsi_opts(portal: str, iqn: str, lun: int, initiator: str, *, user: str | None = None,
+               secret_id: str | None = None, offset: int | None = None,
+               size: int | None = None) -> str:
+    """--image-opts for one iSCSI LUN through QEMU's own initiator (libiscsi), as raw.
+
+    ``offset``/``size`` make a window of the LUN (upload and download ranges). A CHAP
+    password is named by the id of a ``--object secret`` (read from a file), never given.
+    """
+    def esc(value: str) -> str:
+        return value.replace(",", ",,")
+
+    opts = ["driver=raw"]
+    if offset is not None:
+        opts.append(f"offset={offset}")
+    if size is not None:
+        opts.append(f"size={size}")
+    opts += ["file.driver=iscsi", "file.transport=tcp", f"file.portal={esc(portal)}",
+             f"file.target={esc(iqn)}", f"file.lun={lun}",
+             f"file.initiator-name={esc(initiator)}"]
+    if user is not None:
+        opts.append(f"file.user={esc(user)}")
+        if secret_id is not None:
+            opts.append(f"file.password-secret={secret_id}")
+    return ",".join(opts)
+
+
+def secret_object(secret_id: str, path: str) -> list[str]:
+    """``--object secret``: qemu reads the value from ``path`` (a file only root reads)."""
+    return ["--object", f"secret,id={secret_id},file={path.replace(',', ',,')},format=raw"]
