@@ -415,9 +415,15 @@ class Manager:
         backend = self.backend(pool)
         if not isinstance(backend, Cloner):
             raise Unsupported(f"pool '{pool.name}' ({pool.type}) cannot clone volumes")
-        with self._locks(rec, src_rec):
+        with self._locks(rec, src_rec), contextlib.ExitStack() as stack:
             if backend.volume(pool, vol.name) is not None:
                 raise AlreadyExists(f"storage volume '{vol.name}' exists already")
+            # A network volume (rbd) copied into a pool of another type is first made a
+            # local file by its own backend (rbd: RbdBackend.staged_copy).
+            staged = getattr(self.backend(src_rec.current), "staged_copy", None)
+            if staged is not None and src_rec.current.type is not pool.type:
+                src = stack.enter_context(staged(src_rec.current, src, pool, progress))
+                progress = None  # the staging reported the bytes
             backend.create_volume_from(pool, vol, src, reflink=reflink,
                                        prealloc_metadata=prealloc_metadata, progress=progress)
             if self.runner.dry_run:
