@@ -37,3 +37,88 @@ def test_errors_by_errno() -> None:
     assert type(_translate(Fake(16), "x")).__name__ == "InUse"
     assert type(_translate(Fake(2), "x")).__name__ == "NotFound"
     assert "permission denied" in _translate(Fake(13), "x").message
+
+
+class FakeRados:
+    """Stands in for the rados module: each connect plays the next scripted outcome."""
+
+    class Error(Exception):
+        pass
+
+    class TimedOut(Error):
+        pass
+
+    class InterruptedOrTimeoutError(Error):
+        pass
+
+    class PermissionDeniedError(Error):
+        pass
+
+    def __init__(self, outcomes: list[tuple[str, str]]) -> None:
+        self.outcomes = outcomes  # (what connect does, what librados logs first)
+        self.timeouts: list[str] = []
+        self.conffiles: list[str] = []
+        self.now = 0.0  # a clock: a timed-out connect took its whole timeout
+        fake = self
+
+        class Rados:
+            def __init__(self, *, rados_id: str, conffile: str, conf: dict[str, str]) -> None:
+                fake.timeouts.append(conf["client_mount_timeout"])
+                fake.conffiles.append(conffile)
+                self.conf = conf
+
+            def connect(self) -> None:
+                what, log = fake.outcomes.pop(0)
+                if log:
+                    with open(self.conf["log_file"], "w") as f:
+                        f.write(log)
+                if what == "timeout":
+                    fake.now += float(self.conf["client_mount_timeout"])
+                    raise FakeRados.TimedOut("[errno 110] RADOS timed out")
+                if what == "denied":
+                    raise FakeRados.PermissionDeniedError("[errno 13] RADOS permission denied")
+
+            def conf_set(self, key: str, value: str) -> None:
+                self.conf[key] = value
+
+            def shutdown(self) -> None:
+                pass
+
+        self.Rados = Rados
+
+
+def connect(outcomes: list[tuple[str, str]]) -> tuple[FakeRados, str]:
+    import types
+
+    from kvmpool.errors import KvmpoolError
+    from kvmpool.host import rbd
+
+    fake = FakeRados(outcomes)
+    clock = types.SimpleNamespace(monotonic=lambda: fake.now)
+    saved, rbd.time = rbd.time, clock  # type: ignore[assignment]
+    spec = ConnSpec(mon_hosts=("127.0.0.1:1",), user="kvmpool", key="AQI=")
+    try:
+        rbd._connect(fake, spec)
+    except KvmpoolError as err:
+        return fake, err.message
+    finally:
+        rbd.time = saved
+    return fake, "connected"
+
+
+def test_a_refused_key_stops_after_the_first_short_attempt() -> None:
+    line = "-1 monclient(hunting): handle_auth_bad_method server allowed_methods [] but i ...\n"
+    fake, message = connect([("timeout", line)])
+    assert "refused client.kvmpool: permission denied" in message
+    assert fake.timeouts == ["2"] and fake.conffiles == ["/dev/null"]
+    fake, message = connect([("denied", "")])  # msgr1 says so at once
+    assert "permission denied" in message and fake.timeouts == ["2"]
+
+
+def test_without_a_refusal_the_second_attempt_gets_the_rest_of_the_timeout() -> None:
+    fake, message = connect([("timeout", "0 monclient(hunting): authenticate timed out\n"),
+                             ("ok", "")])
+    assert message == "connected" and fake.timeouts == ["2", "8"]
+    fake, message = connect([("timeout", ""), ("timeout", "")])
+    assert message == "cannot reach the Ceph monitors at 127.0.0.1:1 within 10 s"
+    assert fake.timeouts == ["2", "8"]

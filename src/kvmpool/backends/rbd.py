@@ -13,15 +13,20 @@ mon_host=H\\:P\\;...`` (libvirt prints ``pool/image``), never with the key; a cl
 its parent as ``<backingStore>`` so deleting a parent with clones is refused up front; clone
 v2 clusters get unprotected parent snapshots (v1 clusters: protected, found by trying);
 kvmpool's clone snapshots are internal (not listed) and go with their last clone; images
-can also be filled from local volumes (raw streamed, other formats through qemu-img), and
-uploaded/downloaded through librbd.
+can also be filled from local volumes (raw streamed, other formats through qemu-img) or
+from an image of another cluster (streamed between the two connections), copied out into
+local pools (``staged_copy``: a sparse scratch file the local backend copies or converts),
+and uploaded/downloaded through librbd.
 
 ``check`` does not touch the network (libvirt has no check for rbd either): a pool stays
 active until an operation fails to reach the cluster; each such failure is a one-line error
 within the connect timeout.
 
 Every call goes through one librados connection per cluster and user, shared through
-``Context.connections``. May run: ``qemu-img convert`` (a non-raw local source only).
+``Context.connections``; each is filed there a second time under where it leads (the
+``:id=...:mon_host=...`` part of its paths), which is how a copy from another cluster finds
+the connection the manager used to look its source up. May run: ``qemu-img convert`` (a
+non-raw local source only).
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ import os
 import secrets
 import sys
 import tempfile
+from collections.abc import Iterator
 
 from kvmpool.backends.base import Context, CreateOptions, Overwrite, Reflink
 from kvmpool.copy import Progress, data_extents
 from kvmpool.errors import InUse, InvalidArgument, KvmpoolError
 from kvmpool.host.rbd import Cluster, ConnSpec, ImageInfo, key_of
-from kvmpool.model import PoolDef, Snapshot, VolTarget, VolType, VolumeDef
+from kvmpool.model import PoolDef, PoolType, Snapshot, VolTarget, VolType, VolumeDef
+from kvmpool.names import TEMP_PREFIX
 
 CLONE_PREFIX = "kvmpool-clone-"
 
@@ -123,8 +130,22 @@ class RbdBackend:
                         options=tuple((str(k), str(v)) for k, v in pool.rbd_config_opts))
 
     def cluster(self, pool: PoolDef) -> Cluster:
+        """The pool's connection; it is also filed under where it leads (``_where``), so that
+        an image of this cluster met as the source of a copy into another cluster's pool
+        can be read through it."""
         spec = self.spec(pool)
-        return self.ctx.connections.get(spec.cache_key, lambda: Cluster(spec))
+        found = self.ctx.connections.get(spec.cache_key, lambda: Cluster(spec))
+        self.ctx.connections.get(("rbd-at", _where(pool)), lambda: _Seen(found))
+        return found
+
+    def _cluster_at(self, where: str, source: VolumeDef) -> Cluster:
+        """The connection already open to the cluster of ``source`` (the manager looked the
+        source up through it), found by the ``:id=...:mon_host=...`` part of its path."""
+        def unknown() -> _Seen:
+            raise InvalidArgument(f"volume '{source.name}' is on a Ceph cluster this command "
+                                  "has no connection to",
+                                  hint="name its pool with --inputpool")
+        return self.ctx.connections.get(("rbd-at", where), unknown).cluster
 
     # ------------------------------------------------------------ core
 
@@ -274,12 +295,12 @@ class RbdBackend:
         path = source.target.path or ""
         parts = split_path(path)
         if parts is not None:
-            rpool, image, _ = parts
-            if path != image_path(pool, image, rpool):
-                raise InvalidArgument(f"volume '{source.name}' is on another Ceph cluster "
-                                      "(or reached as another user)",
-                                      hint="download it and upload the data instead")
+            rpool, image, where = parts
             capacity = max(vol.capacity or 0, source.capacity or 0)
+            if path != image_path(pool, image, rpool):
+                self._copy_across(pool, vol, source, where, reflink, capacity,
+                                  progress or _quiet)
+                return
             if not self.ctx.runner.change(f"clone rbd image {rpool}/{image} to {src}/{vol.name}"):
                 return
             if reflink is Reflink.NEVER:
@@ -320,6 +341,30 @@ class RbdBackend:
                 self._drop_clone_snapshot(cluster, rpool, image, snap)
             raise
 
+    def _copy_across(self, pool: PoolDef, vol: VolumeDef, source: VolumeDef, where: str,
+                     reflink: Reflink, capacity: int, progress: Progress) -> None:
+        """An image of another cluster (or reached as another user): its data streamed
+        from that connection into a new image here, sparse (see ``Cluster.copy_to``)."""
+        if reflink is Reflink.ALWAYS:
+            raise InvalidArgument("an image of another Ceph cluster cannot be shared "
+                                  "copy-on-write", hint="drop --reflink-only")
+        parts = split_path(source.target.path or "")
+        assert parts is not None
+        rpool, image, _ = parts
+        origin = self._cluster_at(where, source)
+        src = source_pool(pool)
+        if not self.ctx.runner.change(f"copy rbd image {rpool}/{image} of another cluster "
+                                      f"to {src}/{vol.name}"):
+            return
+        cluster = self.cluster(pool)
+        cluster.create(src, vol.name, capacity)
+        try:
+            origin.copy_to(rpool, image, cluster, src, vol.name, progress)
+        except BaseException:
+            with contextlib.suppress(KvmpoolError):
+                cluster.remove(src, vol.name)
+            raise
+
     def _full_copy(self, pool: PoolDef, rpool: str, image: str, name: str,
                    capacity: int) -> None:
         cluster = self.cluster(pool)
@@ -344,8 +389,9 @@ class RbdBackend:
         if fmt == "raw":
             self._stream_file(pool, vol, path, progress)
             return
-        # Another format: qemu-img turns it into a sparse raw file first (no key on argv).
-        with tempfile.TemporaryDirectory(prefix="kvmpool-rbd-") as tmp:
+        # Another format: qemu-img turns it into a sparse raw file first (it could write to
+        # the image itself only with the key on its command line or in a file).
+        with tempfile.TemporaryDirectory(prefix="kvmpool-rbd-", dir=_scratch_dir(None)) as tmp:
             raw = os.path.join(tmp, "image.raw")
             self.ctx.runner.run(["qemu-img", "convert", "-f", fmt, "-O", "raw", path, raw],
                                 timeout=24 * 3600)
@@ -381,6 +427,37 @@ class RbdBackend:
                                   f"({algorithm})"):
             self.cluster(pool).zero(source_pool(pool), vol.name, trim=algorithm == "trim",
                                     progress=progress or _quiet)
+
+    # ------------------------------------------------------------ copies out
+
+    @contextlib.contextmanager
+    def staged_copy(self, pool: PoolDef, vol: VolumeDef, into: PoolDef,
+                    progress: Progress | None) -> Iterator[VolumeDef]:
+        """``vol`` as a local raw file, for a pool of another type to copy or convert from
+        (the manager asks for it when the destination is not an rbd pool).
+
+        Local backends read files, and qemu-img could read the image itself only with the
+        key on its command line or in a file: so the data is streamed out through librbd
+        into a sparse scratch file (unallocated extents are not read, zero chunks not
+        written), removed when the copy is done. The scratch file lives in the destination
+        pool's directory for dir and fs pools (hidden name, same file system: the copy that
+        follows may share its extents), else in ``$TMPDIR`` or /var/tmp.
+        """
+        tmp = os.path.join(_scratch_dir(into), TEMP_PREFIX + secrets.token_hex(8))
+        local = VolumeDef(name=vol.name, type=VolType.FILE, capacity=vol.capacity,
+                          target=VolTarget(path=tmp, format="raw"))
+        if not self.ctx.runner.change(f"copy rbd image {source_pool(pool)}/{vol.name} into "
+                                      f"the scratch file {tmp}"):
+            yield local
+            return
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            self._save(pool, vol, tmp, offset=0, length=None, sparse=True,
+                       progress=progress, sync=False)
+            yield local
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     # ------------------------------------------------------------ upload / download
 
@@ -434,6 +511,13 @@ class RbdBackend:
         self, pool: PoolDef, vol: VolumeDef, dest: str, *, offset: int, length: int | None,
         sparse: bool, progress: Progress | None,
     ) -> int:
+        return self._save(pool, vol, dest, offset=offset, length=length, sparse=sparse,
+                          progress=progress, sync=True)
+
+    def _save(
+        self, pool: PoolDef, vol: VolumeDef, dest: str, *, offset: int, length: int | None,
+        sparse: bool, progress: Progress | None, sync: bool,
+    ) -> int:
         size = vol.capacity or 0
         if offset > size:
             raise InvalidArgument(f"offset {offset} is past the end of the volume ({size})")
@@ -468,7 +552,7 @@ class RbdBackend:
                                          progress or _quiet, holes=True)
             if pos[0] < count and (to_pipe or not sparse):
                 _fill(fd, pos[0], count, zeros, to_pipe)
-            if not to_pipe:
+            if sync and not to_pipe:
                 os.fsync(fd)
         finally:
             if not to_pipe:
@@ -512,6 +596,34 @@ class RbdBackend:
                             hint="delete the clones first (or flatten them)")
         if self.ctx.runner.change(f"delete snapshot {name} of rbd image {src}/{vol.name}"):
             cluster.remove_snapshot(src, vol.name, name)
+
+
+def _where(pool: PoolDef) -> str:
+    """The ``:id=...:mon_host=...`` part of the pool's image paths: which cluster, as whom."""
+    parts = split_path(image_path(pool, "x"))
+    assert parts is not None
+    return parts[2]
+
+
+class _Seen:
+    """A connection filed a second time in ``Context.connections`` (closed under its own
+    key, not here)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def close(self) -> None:
+        pass
+
+
+def _scratch_dir(into: PoolDef | None) -> str:
+    """Where a scratch copy goes: the destination dir/fs pool's directory, else $TMPDIR or
+    /var/tmp (not /tmp, often a RAM disk)."""
+    target = into.target.path if into is not None else None
+    if into is not None and into.type in (PoolType.DIR, PoolType.FS) and target \
+            and os.path.isdir(target):
+        return target
+    return os.environ.get("TMPDIR") or "/var/tmp"
 
 
 def _open(path: str) -> int:

@@ -12,7 +12,9 @@ a command line, in a file or in a message), ``auth_supported`` none without ``<a
 bounded timeouts (an unreachable monitor fails the connect after ``connect_timeout``
 seconds, a stuck OSD op after ``op_timeout``), ``rbd_default_format=2``, then the pool's
 ``<rbd:config_opts>``, which may override any of these. librados' own logging to stderr is
-off: errors reach the user as kvmpool's one-line messages.
+off (which takes an empty configuration file read, see ``_attempt``): errors reach the user
+as kvmpool's one-line messages. A refused key is told within ``PROBE_TIMEOUT`` seconds,
+not after the whole connect timeout (``_connect``).
 
 Errors: librbd/librados exceptions become kvmpool errors by class (``_translate``):
 not found, exists, busy (watchers: a guest has the image open), has snapshots, permission
@@ -26,6 +28,8 @@ import contextlib
 import errno
 import hashlib
 import importlib
+import os
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +46,8 @@ from kvmpool.errors import (
 )
 
 CONNECT_TIMEOUT = 10  # seconds: monitors unreachable -> the connect fails after this
+PROBE_TIMEOUT = 2  # seconds: the first connect attempt, long enough to see a refused key
+REFUSED = "handle_auth_bad_method"  # librados' log line when a monitor refuses the key (msgr2)
 OP_TIMEOUT = 30  # seconds: libvirt's rados_mon_op_timeout / rados_osd_op_timeout
 CHUNK = 4 << 20
 
@@ -174,36 +180,7 @@ class Cluster:
     def __init__(self, spec: ConnSpec) -> None:
         rados, self._rbd_mod = bindings()
         self.spec = spec
-        hosts = ", ".join(spec.mon_hosts) or "the monitors of the default ceph.conf"
-        conffile = rados.Rados.NO_CONF_FILE if spec.mon_hosts else ""
-        try:
-            conn = rados.Rados(rados_id=spec.user or "admin", conffile=conffile,
-                               conf=spec.conf())
-        except rados.Error as err:
-            raise _translate(err, "cannot set up the Ceph client") from None
-        started = time.monotonic()
-        try:
-            conn.connect()
-        except rados.Error as err:
-            with contextlib.suppress(Exception):
-                conn.shutdown()
-            took = time.monotonic() - started
-            if isinstance(err, rados.TimedOut | rados.InterruptedOrTimeoutError):
-                user = f"client.{spec.user or 'admin'}"
-                if any(_answers(h) for h in spec.mon_hosts):
-                    # librados keeps retrying a refused key until the timeout: tell apart
-                    # "nobody there" from "they are there and said no".
-                    raise RbdError(
-                        f"the Ceph monitors at {hosts} did not let {user} in within "
-                        f"{took:.0f} s: permission denied (wrong key or unknown user?)",
-                        hint="check the key in the pool's secret (ceph auth get "
-                             f"{user}); a port other than 3300/6789 is taken as msgr2"
-                    ) from None
-                raise RbdError(f"cannot reach the Ceph monitors at {hosts} within {took:.0f} s",
-                               hint="check <source><host> and that the cluster is up") from None
-            raise _translate(err, f"cannot connect to Ceph at {hosts} as "
-                                  f"client.{spec.user or 'admin'}") from None
-        self.conn = conn
+        self.conn = _connect(rados, spec)
         self.rbd = self._rbd_mod.RBD()
 
     def close(self) -> None:
@@ -488,12 +465,141 @@ class Cluster:
                 progress(n)
             img.flush()
 
+    def copy_to(self, pool: str, name: str, dest: Cluster, dest_pool: str, dest_name: str,
+                progress: Callable[[int], None]) -> None:
+        """Stream an image's data into an existing image of ``dest`` (another connection,
+        another cluster): only allocated extents are read (diff_iterate, a clone's parent
+        included), and chunks of zeros are not written (the new image reads zeros there)."""
+        with self.ioctx(pool) as sctx, dest.ioctx(dest_pool) as dctx, \
+                self.image(sctx, name, read_only=True) as src, \
+                dest.image(dctx, dest_name) as dst, \
+                _errors(f"cannot copy '{pool}/{name}' to '{dest_pool}/{dest_name}'"):
+            size = src.size()
+            pos = 0
+            for off, length in _extents(src, 0, size):
+                progress(off - pos)
+                end = off + length
+                while off < end:
+                    n = min(CHUNK, end - off)
+                    data = src.read(off, n)
+                    if data.count(0) != len(data):
+                        dst.write(data, off)
+                    progress(n)
+                    off += n
+                pos = end
+            progress(size - pos)
+            dst.flush()
+
     def copy(self, src_pool: str, src: str, dst_pool: str, dst: str) -> None:
         """A full copy in the cluster (librbd copies the data object by object)."""
         with self.ioctx(src_pool) as sctx, self.ioctx(dst_pool) as dctx, \
                 self.image(sctx, src, read_only=True) as img, \
                 _errors(f"cannot copy '{src_pool}/{src}' to '{dst_pool}/{dst}'"):
             img.copy(dctx, dst)
+
+
+def _connect(rados: Any, spec: ConnSpec) -> Any:
+    """A connected ``rados.Rados`` for ``spec``, or one kvmpool error line.
+
+    A monitor that refuses the key over msgr2 makes librados retry until the mount timeout
+    (msgr1 fails at once with EACCES). So the first attempt is short (``PROBE_TIMEOUT``) and
+    reads librados' own log through a pipe: the monitor's refusal shows there
+    (``handle_auth_bad_method``), and kvmpool stops with "permission denied" at once. Without
+    a refusal (a slow or unreachable monitor) a second attempt gets what is left of
+    ``connect_timeout``: the whole connect stays bounded by it.
+    """
+    hosts = ", ".join(spec.mon_hosts) or "the monitors of the default ceph.conf"
+    user = f"client.{spec.user or 'admin'}"
+    denied = RbdError(
+        f"the Ceph monitors at {hosts} refused {user}: permission denied (wrong key or "
+        "unknown user?)",
+        hint=f"check the key in the pool's secret and that the user exists (ceph auth get "
+             f"{user})")
+    conf = spec.conf()
+    started = time.monotonic()
+    total = int(float(conf["client_mount_timeout"]))
+    first = min(PROBE_TIMEOUT, total)
+    err: Exception | None = None
+    for attempt in range(2):
+        left = total - (time.monotonic() - started)
+        if attempt and left < 1:
+            break
+        timeout = first if attempt == 0 else round(left)
+        conn, err, refused = _attempt(rados, spec, dict(conf, client_mount_timeout=str(timeout)),
+                                      tap=attempt == 0)
+        if conn is not None:
+            return conn
+        assert err is not None
+        if refused or isinstance(err, rados.PermissionDeniedError):
+            raise denied from None
+        if not isinstance(err, rados.TimedOut | rados.InterruptedOrTimeoutError):
+            raise _translate(err, f"cannot connect to Ceph at {hosts} as {user}") from None
+    took = time.monotonic() - started
+    if any(_answers(h) for h in spec.mon_hosts):
+        raise RbdError(f"the Ceph monitors at {hosts} did not let {user} in within {took:.0f} s",
+                       hint="check that the cluster has a quorum (ceph -s), and the key in "
+                            f"the pool's secret (ceph auth get {user}); a port other than "
+                            "3300/6789 is taken as msgr2") from None
+    raise RbdError(f"cannot reach the Ceph monitors at {hosts} within {took:.0f} s",
+                   hint="check <source><host> and that the cluster is up") from None
+
+
+def _attempt(rados: Any, spec: ConnSpec, conf: dict[str, str], *,
+             tap: bool) -> tuple[Any, Exception | None, bool]:
+    """One connect: (connection or None, the error, whether the monitors refused the key)."""
+    # The log options take effect only once a configuration file was read (with
+    # NO_CONF_FILE librados still logs errors to stderr): read an empty one when the pool
+    # names its monitors, the default ceph.conf (CEPH_CONF) when it does not.
+    conffile = os.devnull if spec.mon_hosts else ""
+    read_end = write_end = -1
+    if tap:
+        read_end, write_end = os.pipe()
+        conf = dict(conf, log_file=f"/proc/self/fd/{write_end}")
+    try:
+        try:
+            conn = rados.Rados(rados_id=spec.user or "admin", conffile=conffile, conf=conf)
+        except rados.Error as err:
+            raise _translate(err, "cannot set up the Ceph client") from None
+        try:
+            conn.connect()
+        except rados.Error as err:
+            with contextlib.suppress(Exception):
+                conn.shutdown()
+            if not tap:
+                return None, err, False
+            os.close(write_end)
+            write_end = -1
+            return None, err, REFUSED in _drain(read_end)
+        if tap:
+            with contextlib.suppress(rados.Error):
+                conn.conf_set("log_file", spec.conf()["log_file"])  # closes the pipe
+        return conn, None, False
+    finally:
+        for fd in (read_end, write_end):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _drain(read_end: int) -> str:
+    """What librados logged into the pipe (written by the time its connection is shut)."""
+    os.set_blocking(read_end, False)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([read_end], [], [], 0.1)
+        if not ready:
+            if chunks:
+                break
+            continue
+        try:
+            data = os.read(read_end, 65536)
+        except BlockingIOError:
+            continue
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _answers(host: str, timeout: float = 1.0) -> bool:
