@@ -72,8 +72,8 @@ def scan(directory: str, *, details: bool, cache: ProbeCache | None = None) -> l
             if name.startswith(TEMP_PREFIX) or (
                     not name.isprintable() and any(ord(c) < 32 for c in name)):
                 continue
-            if details:  # a listing: no timestamps (vol-dumpxml asks for one volume)
-                found = _describe(entry.path, name, cache, times=False, entry=entry)
+            if details:  # a listing: sizes, no permissions or timestamps (vol-dumpxml's)
+                found = _describe(entry.path, name, cache, full=False, entry=entry)
                 if found is not None:
                     vols.append(found[0])
                     members.update(found[1])
@@ -94,24 +94,29 @@ def scan(directory: str, *, details: bool, cache: ProbeCache | None = None) -> l
 
 def describe(path: str, name: str) -> VolumeDef | None:
     """Everything about one file volume, or None for what libvirt skips (FIFOs, dangling links)."""
-    found = _describe(path, name, None, times=True)
+    found = _describe(path, name, None, full=True)
     return found[0] if found is not None else None
 
 
 def _describe(
-    path: str, name: str, cache: ProbeCache | None, *, times: bool,
+    path: str, name: str, cache: ProbeCache | None, *, full: bool,
     entry: os.DirEntry[str] | None = None,
 ) -> tuple[VolumeDef, tuple[str, ...]] | None:
     """The volume and the member files that belong to it (a vmdk's extents).
 
-    ``entry``, from a directory scan, stats relative to the open directory (no path walk).
+    ``full``: also permissions and timestamps (of the backing file too), which only a
+    volume's XML shows; a listing of thousands of volumes skips them. ``entry``, from a
+    directory scan, stats relative to the open directory (no path walk).
     """
     try:
         st = entry.stat() if entry is not None else os.stat(path)
     except OSError:
         return None
-    perms = Permissions(mode=stat.S_IMODE(st.st_mode) & 0o777, owner=st.st_uid, group=st.st_gid)
-    stamps = timestamps(st) if times else None
+    perms = stamps = None
+    if full:
+        perms = Permissions(mode=stat.S_IMODE(st.st_mode) & 0o777, owner=st.st_uid,
+                            group=st.st_gid)
+        stamps = timestamps(st)
     if stat.S_ISDIR(st.st_mode):
         return VolumeDef(name=name, type=VolType.DIR, key=path, capacity=0, allocation=0,
                          target=VolTarget(path=path, format="dir", permissions=perms,
@@ -137,7 +142,7 @@ def _describe(
         capacity = 0  # a damaged header's sizes mean nothing
     backing = None
     if info.backing is not None:
-        backing = _backing_target(info.backing)
+        backing = _backing_target(info.backing, full=full)
     allocation = st.st_blocks * 512
     for member in info.extra_files:  # a vmdk's extents, a qcow2's data file: all its bytes
         with contextlib.suppress(OSError):
@@ -173,10 +178,10 @@ def _encryption(info: formats.ImageInfo) -> Encryption | None:
     return Encryption(format=kind) if kind else None
 
 
-def _backing_target(ref: formats.BackingRef) -> VolTarget:
+def _backing_target(ref: formats.BackingRef, *, full: bool) -> VolTarget:
     path = ref.path or ref.raw
     perms = stamps = None
-    if ref.path is not None:
+    if full and ref.path is not None:
         try:
             st = os.stat(ref.path)
         except OSError:
