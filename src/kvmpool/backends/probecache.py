@@ -18,7 +18,9 @@ from typing import Any
 from kvmpool.fileio import atomic_write
 from kvmpool.formats import BackingRef, ImageInfo
 
-_VERSION = 1
+_VERSION = 2  # 2: trailing default fields left out of each entry
+# ImageInfo's fields after format and capacity, in the order stored, with their defaults.
+_DEFAULTS: list[Any] = [None, None, None, None, False, False, None, None, [], None, None]
 
 
 def _key(st: os.stat_result) -> list[int]:
@@ -26,14 +28,21 @@ def _key(st: os.stat_result) -> list[int]:
 
 
 def _encode(info: ImageInfo) -> list[Any]:
+    """The fields as a list, without the trailing ones that hold their default (a raw
+    file is ``["raw", size]``): a pool of 10,000 files loads its cache faster."""
     b = info.backing
-    return [info.format, info.capacity, [b.raw, b.path, b.format] if b else None,
-            info.encryption, info.compat, info.cluster_size, info.lazy_refcounts,
-            info.extended_l2, info.compression_type, info.data_file, list(info.extra_files),
-            info.subformat, info.corrupt]
+    v = [info.format, info.capacity, [b.raw, b.path, b.format] if b else None,
+         info.encryption, info.compat, info.cluster_size, info.lazy_refcounts,
+         info.extended_l2, info.compression_type, info.data_file, list(info.extra_files),
+         info.subformat, info.corrupt]
+    while len(v) > 2 and v[-1] == _DEFAULTS[len(v) - 3]:
+        v.pop()
+    return v
 
 
 def _decode(v: list[Any]) -> ImageInfo:
+    if len(v) < 13:
+        v = v + _DEFAULTS[len(v) - 2:]
     b = v[2]
     return ImageInfo(format=v[0], capacity=v[1],
                      backing=BackingRef(raw=b[0], path=b[1], format=b[2]) if b else None,

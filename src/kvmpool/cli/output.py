@@ -39,16 +39,14 @@ def _escape(text: str) -> str:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, quiet: bool = False) -> str:
     """virsh's vsh-table: columns padded to the widest cell + 2, a dash line, no trailing blanks."""
-    cells = [list(header), *([_escape(c) for c in row] for row in rows)]
+    cells = [list(header), *map(list, rows)]
     text = "".join("".join(row) for row in cells)
     if text.isascii() and text.isprintable():  # the usual case: one column per character
         widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
-        pads = [w + 2 for w in widths[:-1]]
-
-        def line(row: Sequence[str]) -> str:
-            return "".join([*(f" {c:<{p}}" for c, p in zip(row, pads, strict=False)),
-                            " ", row[-1], "\n"])
+        template = "".join(f" {{:<{w + 2}}}" for w in widths[:-1]) + " {}\n"
+        lines = [template.format(*row) for row in cells]
     else:
+        cells = [[_escape(c) for c in row] for row in cells]
         widths = [max(map(display_width, column)) for column in zip(*cells, strict=True)]
 
         def line(row: Sequence[str]) -> str:
@@ -59,12 +57,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, quiet: bool =
                     parts.append(" " * (widths[i] - display_width(cell) + 2))
             return "".join(parts) + "\n"
 
-    out = []
-    if not quiet:
-        out.append(line(cells[0]))
-        out.append("-" * sum(w + 3 for w in widths) + "\n")
-    out.extend(line(r) for r in cells[1:])
-    return "".join(out)
+        lines = [line(row) for row in cells]
+    if quiet:
+        return "".join(lines[1:])
+    return "".join([lines[0], "-" * sum(w + 3 for w in widths) + "\n", *lines[1:]])
 
 
 def info_lines(pairs: Sequence[tuple[str, str]]) -> str:
