@@ -203,7 +203,11 @@ class ScsiBackend:
         if not self.ctx.runner.change(f"wipe {path} ({algorithm})"):
             return
         if algorithm == "zero":
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            except OSError as err:  # a CD/DVD LU, a device gone
+                raise KvmpoolError(f"cannot open {path} for writing: {err.strerror}",
+                                   hint="only a writable LUN can be wiped") from None
             try:
                 copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
                 os.fsync(fd)
