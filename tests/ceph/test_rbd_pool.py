@@ -487,6 +487,22 @@ def test_unreachable_monitor_fails_in_bounded_time(kp: Recorder, ceph: Cluster,
         err), err
 
 
+def test_monitor_name_that_does_not_resolve(kp: Recorder, ceph: Cluster,
+                                            tmp_path: Path) -> None:
+    sid = define_secret(kp, tmp_path, ceph.user_key)
+    doc = tmp_path / "pool.xml"
+    # librados refuses the whole list for one bad name, and prints its own lines about it
+    doc.write_text(pool_xml("ceph", "rbd", ceph.v2, sid).replace(
+        "</source>", "<host name='nosuchhost.invalid' port='3300'/></source>"))
+    kp("pool-define", "--file", str(doc))
+    code, err, _ = cli(kp, "pool-start", "ceph")
+    assert code != 0
+    assert err.startswith("error: Failed to start pool ceph: cannot resolve the Ceph monitor "
+                          "host 'nosuchhost.invalid': "), err
+    assert err.endswith("(hint: check <source><host name=...> of the pool)\n"), err
+    assert err.count("\n") == 1, err
+
+
 def test_missing_ceph_pool(kp: Recorder, ceph: Cluster, tmp_path: Path) -> None:
     # virsh's way: pool-define-as, the secret found by its usage
     sid = define_secret(kp, tmp_path, ceph.user_key)

@@ -122,3 +122,10 @@ def test_without_a_refusal_the_second_attempt_gets_the_rest_of_the_timeout() -> 
     fake, message = connect([("timeout", ""), ("timeout", "")])
     assert message == "cannot reach the Ceph monitors at 127.0.0.1:1 within 10 s"
     assert fake.timeouts == ["2", "8"]
+
+
+def test_a_talkative_log_does_not_block_the_connect() -> None:
+    # more than a pipe holds (64 KiB), as debug options in the pool's config would log
+    noise = "20 monclient: a debug line of librados\n" * 6000
+    fake, message = connect([("timeout", noise + "-1 monclient: handle_auth_bad_method\n")])
+    assert "permission denied" in message and fake.timeouts == ["2"]

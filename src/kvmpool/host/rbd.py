@@ -29,8 +29,8 @@ import errno
 import hashlib
 import importlib
 import os
-import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,7 +61,7 @@ def bindings() -> tuple[Any, Any]:
         raise ToolMissing(
             "the Ceph Python bindings (rados, rbd) are not importable",
             hint="apt-get install python3-rados python3-rbd, and run kvmpool with Debian's "
-                 "/usr/bin/python3 (a venv needs --system-site-packages)") from None
+                 "/usr/bin/python3 (scripts/setup links them into its .venv)") from None
     return rados, rbd
 
 
@@ -515,6 +515,7 @@ def _connect(rados: Any, spec: ConnSpec) -> Any:
         "unknown user?)",
         hint=f"check the key in the pool's secret and that the user exists (ceph auth get "
              f"{user})")
+    _check_names(spec.mon_hosts)
     conf = spec.conf()
     started = time.monotonic()
     total = int(float(conf["client_mount_timeout"]))
@@ -551,10 +552,9 @@ def _attempt(rados: Any, spec: ConnSpec, conf: dict[str, str], *,
     # NO_CONF_FILE librados still logs errors to stderr): read an empty one when the pool
     # names its monitors, the default ceph.conf (CEPH_CONF) when it does not.
     conffile = os.devnull if spec.mon_hosts else ""
-    read_end = write_end = -1
-    if tap:
-        read_end, write_end = os.pipe()
-        conf = dict(conf, log_file=f"/proc/self/fd/{write_end}")
+    log = _LogTap() if tap else None
+    if log is not None:
+        conf = dict(conf, log_file=log.path)
     try:
         try:
             conn = rados.Rados(rados_id=spec.user or "admin", conffile=conffile, conf=conf)
@@ -564,54 +564,88 @@ def _attempt(rados: Any, spec: ConnSpec, conf: dict[str, str], *,
             conn.connect()
         except rados.Error as err:
             with contextlib.suppress(Exception):
-                conn.shutdown()
-            if not tap:
-                return None, err, False
-            os.close(write_end)
-            write_end = -1
-            return None, err, REFUSED in _drain(read_end)
-        if tap:
+                conn.shutdown()  # librados closes its end of the pipe
+            return None, err, log is not None and REFUSED in log.text()
+        if log is not None:
             with contextlib.suppress(rados.Error):
-                conn.conf_set("log_file", spec.conf()["log_file"])  # closes the pipe
+                conn.conf_set("log_file", spec.conf()["log_file"])  # leaves the pipe
         return conn, None, False
     finally:
-        for fd in (read_end, write_end):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        if log is not None:
+            log.close()
 
 
-def _drain(read_end: int) -> str:
-    """What librados logged into the pipe (written by the time its connection is shut)."""
-    os.set_blocking(read_end, False)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([read_end], [], [], 0.1)
-        if not ready:
-            if chunks:
-                break
-            continue
+class _LogTap:
+    """librados' log, read through a pipe while a connect runs. A thread keeps reading, so
+    a talkative log (debug options in the pool's config) never blocks librados."""
+
+    KEEP = 1 << 20  # bytes of log kept
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self.path = f"/proc/self/fd/{self._write}"
+        self._chunks: list[bytes] = []
+        self._kept = 0
+        self._thread = threading.Thread(target=self._pump, name="rbd-log", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                data = os.read(self._read, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self._kept < self.KEEP:
+                self._chunks.append(data)
+                self._kept += len(data)
+
+    def _finish(self) -> None:
+        """Close our write end and wait for the end of the log (librados closed its own)."""
+        if self._write >= 0:
+            os.close(self._write)
+            self._write = -1
+        self._thread.join(1.0)
+
+    def text(self) -> str:
+        self._finish()
+        return b"".join(self._chunks).decode(errors="replace")
+
+    def close(self) -> None:
+        self._finish()
+        if not self._thread.is_alive() and self._read >= 0:  # else it still reads: leave it
+            os.close(self._read)
+            self._read = -1
+
+
+def _address(host: str) -> tuple[str, tuple[int, ...]]:
+    """``host[:port]`` (IPv6 in brackets) -> (name, ports to try)."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, (int(rest[1:]),) if rest.startswith(":") else (3300, 6789)
+    if host.count(":") == 1:
+        name, _, text = host.partition(":")
+        return name, (int(text),)
+    return host, (3300, 6789)
+
+
+def _check_names(hosts: tuple[str, ...]) -> None:
+    """librados refuses the whole list when one monitor name does not resolve, printing its
+    own lines to stderr: find that first and say it in one line."""
+    for host in hosts:
+        name = _address(host)[0]
         try:
-            data = os.read(read_end, 65536)
-        except BlockingIOError:
-            continue
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks).decode(errors="replace")
+            socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as err:
+            reason = err.strerror if isinstance(err, socket.gaierror) else "not a host name"
+            raise InvalidArgument(f"cannot resolve the Ceph monitor host '{name}': {reason}",
+                                  hint="check <source><host name=...> of the pool") from None
 
 
 def _answers(host: str, timeout: float = 1.0) -> bool:
     """Does something accept TCP connections at ``host[:port]`` (a monitor's address)?"""
-    name, port = host, 6789
-    if host.startswith("["):
-        name, _, rest = host[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else port
-    elif host.count(":") == 1:
-        name, _, text = host.partition(":")
-        port = int(text)
-    ports = (port,) if name != host or host.startswith("[") else (3300, 6789)
+    name, ports = _address(host)
     for each in ports:
         try:
             with socket.create_connection((name, each), timeout=timeout):
