@@ -64,8 +64,9 @@ def data_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def copy_range(src_fd: int, dst_fd: int, src_off: int, dst_off: int, length: int,
-               progress: Progress = _noop) -> None:
-    """Copy ``length`` bytes, in-kernel where possible."""
+               progress: Progress = _noop, *, writeback: bool = True) -> None:
+    """Copy ``length`` bytes, in-kernel where possible. ``writeback``: start writing each
+    chunk to disk at once (for a copy that ends with fsync); off, the kernel decides."""
     use_cfr = True
     while length > 0:
         n = min(length, CHUNK)
@@ -83,7 +84,8 @@ def copy_range(src_fd: int, dst_fd: int, src_off: int, dst_off: int, length: int
             done = os.pwrite(dst_fd, buf, dst_off) if buf else 0
         if done == 0:
             raise OSError(errno.EIO, f"source ended {length} bytes early")
-        start_writeback(dst_fd, dst_off, done)
+        if writeback:
+            start_writeback(dst_fd, dst_off, done)
         src_off += done
         dst_off += done
         length -= done
@@ -91,7 +93,8 @@ def copy_range(src_fd: int, dst_fd: int, src_off: int, dst_off: int, length: int
 
 
 def copy_sparse(src_fd: int, dst_fd: int, *, src_off: int = 0, dst_off: int = 0,
-                length: int, progress: Progress = _noop, punch: bool = False) -> None:
+                length: int, progress: Progress = _noop, punch: bool = False,
+                writeback: bool = True) -> None:
     """Copy [src_off, src_off+length) to dst_off, keeping holes as holes.
 
     With ``punch``, ranges that are holes in the source are punched in the destination
@@ -103,7 +106,8 @@ def copy_sparse(src_fd: int, dst_fd: int, *, src_off: int = 0, dst_off: int = 0,
         if punch and data > pos:
             punch_hole(dst_fd, dst_off + pos - src_off, data - pos)
         progress(data - pos)
-        copy_range(src_fd, dst_fd, data, dst_off + data - src_off, size, progress)
+        copy_range(src_fd, dst_fd, data, dst_off + data - src_off, size, progress,
+                   writeback=writeback)
         pos = data + size
     if punch and pos < end:
         punch_hole(dst_fd, dst_off + pos - src_off, end - pos)
@@ -111,14 +115,15 @@ def copy_sparse(src_fd: int, dst_fd: int, *, src_off: int = 0, dst_off: int = 0,
 
 
 def copy_full(src_fd: int, dst_fd: int, *, src_off: int = 0, dst_off: int = 0,
-              length: int, progress: Progress = _noop) -> None:
+              length: int, progress: Progress = _noop, writeback: bool = True) -> None:
     """Copy writing every byte, holes as zeros (a fully allocated result)."""
     pos = src_off
     end = src_off + length
     for data, size in data_extents(src_fd, src_off, end):
         if data > pos:
             write_zeros(dst_fd, dst_off + pos - src_off, data - pos, progress)
-        copy_range(src_fd, dst_fd, data, dst_off + data - src_off, size, progress)
+        copy_range(src_fd, dst_fd, data, dst_off + data - src_off, size, progress,
+                   writeback=writeback)
         pos = data + size
     if pos < end:
         write_zeros(dst_fd, dst_off + pos - src_off, end - pos, progress)

@@ -3,6 +3,9 @@
 As libvirt: upload writes into the existing volume (never creates or truncates it);
 download writes a new file (fully allocated unless ``sparse``). With ``sparse``, holes in
 the source stay holes: skipped in a new file, punched in a volume.
+
+An upload changes a volume, so it ends with fsync. A download writes the user's own file,
+as ``cp`` or virsh would: the kernel writes it back in its own time (no fsync).
 """
 
 from __future__ import annotations
@@ -102,10 +105,10 @@ def download(vol_path: str, dest: str, *, offset: int = 0, length: int | None = 
             if sparse:
                 os.ftruncate(dst_fd, count)
                 copy.copy_sparse(src_fd, dst_fd, src_off=offset, length=count,
-                                 progress=progress)
+                                 progress=progress, writeback=False)
             else:
-                copy.copy_full(src_fd, dst_fd, src_off=offset, length=count, progress=progress)
-            os.fsync(dst_fd)
+                copy.copy_full(src_fd, dst_fd, src_off=offset, length=count, progress=progress,
+                               writeback=False)
         finally:
             os.close(dst_fd)
         return count
