@@ -139,7 +139,7 @@ class Manager:
         return pool
 
     def _check_unique(self, pool: PoolDef) -> None:
-        for rec in self.store.load_all():
+        for rec in self._existing():
             if rec.name == pool.name and rec.uuid != pool.uuid:
                 raise AlreadyExists(f"pool '{pool.name}' already exists with uuid {rec.uuid}")
             if rec.uuid == pool.uuid and rec.name != pool.name:
@@ -147,12 +147,22 @@ class Manager:
             if rec.uuid != pool.uuid and same_source(rec.current, pool):
                 raise AlreadyExists(f"Storage source conflict with pool: '{rec.name}'")
 
+    def _existing(self) -> Iterator[PoolRecord]:
+        """The stored pools a new definition must not clash with. A transient pool whose
+        storage is gone no longer exists (listings hide it): its leftover state is skipped
+        here, and overwritten when a pool of that name is created again. Only transient
+        pools are checked, so a define does not probe every active pool's storage."""
+        for rec in self.store.load_all():
+            if rec.config is None and self._checked(rec) is None:
+                continue
+            yield rec
+
     def create(self, pool: PoolDef, *, build: Overwrite | None = None) -> PoolDef:
         """Start a transient pool (pool-create): it is gone once destroyed."""
         check_pool_name(pool.name)
         with self._defs_lock():
             self._check_unique(pool)
-            if any(r.name == pool.name for r in self.store.load_all()):
+            if any(r.name == pool.name for r in self._existing()):
                 raise AlreadyExists(f"pool '{pool.name}' already exists")
             self._activate(pool, build)
         return pool

@@ -219,6 +219,24 @@ def test_transient_pool_is_gone_after_destroy(kvmpool: Kvmpool, tmp_path: Path) 
     assert target.is_dir()
 
 
+def test_transient_pool_whose_directory_vanished_can_be_created_again(
+        kvmpool: Kvmpool, tmp_path: Path) -> None:
+    """A transient pool whose storage is gone is gone (as libvirt drops it): it is not
+    listed, and its name and source are free again, not blocked by its leftover state."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    kvmpool("pool-create-as", "tmp", "dir", "--target", str(first))
+    first.rmdir()
+    assert "tmp" not in kvmpool("pool-list", "--all").out
+    assert "not found" in kvmpool("pool-info", "tmp", ok=False).err
+    assert kvmpool("pool-create-as", "tmp", "dir", "--target", str(second)).out == (
+        "Pool tmp created\n\n")
+    assert " tmp    active   no" in kvmpool("pool-list").out
+    first.mkdir()  # the old target again: a new pool may use it, nothing claims it
+    kvmpool("pool-define-as", "other", "dir", "--target", str(first))
+
+
 def test_failed_creation_leaves_nothing(kvmpool: Kvmpool, pool: Path, tmp_path: Path) -> None:
     bad = tmp_path / "vol.xml"
     bad.write_text("<volume><name>c.qcow2</name><capacity>1048576</capacity>"
