@@ -468,6 +468,14 @@ def test_wrong_key_is_one_clear_line_at_once(kp: Recorder, ceph: Cluster,
     assert code != 0 and "permission denied" in err
     kp("pool-dumpxml", "ceph")
     kp.assert_no_secret(wrong)
+    # a user the cluster does not know: refused the same way
+    sid = define_secret(kp, tmp_path, ceph.user_key)
+    doc = tmp_path / "pool-nobody.xml"
+    doc.write_text(pool_xml("nobody", "rbd", ceph.v2, sid, user="nobody"))
+    kp("pool-define", "--file", str(doc))
+    code, err, took = cli(kp, "pool-start", "nobody")
+    assert code != 0 and took < 6, took
+    assert "refused client.nobody: permission denied" in err and err.count("\n") == 1, err
 
 
 def test_unreachable_monitor_fails_in_bounded_time(kp: Recorder, ceph: Cluster,
