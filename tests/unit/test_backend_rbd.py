@@ -1,8 +1,21 @@
 """The rbd backend's pure parts: QEMU paths, keys, connection settings (no cluster)."""
 
-from kvmpool.backends.rbd import image_path, mon_hosts, split_path
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from kvmpool.backends.rbd import _scratch_dir, _where, image_path, mon_hosts, split_path
 from kvmpool.host.rbd import ConnSpec, _translate, key_of
-from kvmpool.model import Auth, PoolDef, PoolSource, PoolType, SecretRef, SourceHost
+from kvmpool.model import (
+    Auth,
+    PoolDef,
+    PoolSource,
+    PoolTarget,
+    PoolType,
+    SecretRef,
+    SourceHost,
+)
 
 POOL = PoolDef(type=PoolType.RBD, name="ceph", uuid="00000000-0000-0000-0000-000000000001",
                source=PoolSource(hosts=(SourceHost("mon1", 6789), SourceHost("::1", 3300),
@@ -129,3 +142,20 @@ def test_a_talkative_log_does_not_block_the_connect() -> None:
     noise = "20 monclient: a debug line of librados\n" * 6000
     fake, message = connect([("timeout", noise + "-1 monclient: handle_auth_bad_method\n")])
     assert "permission denied" in message and fake.timeouts == ["2"]
+
+
+def test_where_a_pool_leads_and_where_scratch_copies_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the part of an image path that names the cluster and the user, as split_path gives it
+    parts = split_path(image_path(POOL, "any", "other"))
+    assert parts is not None and _where(POOL) == parts[2]
+    other_user = dataclasses.replace(POOL, source=dataclasses.replace(
+        POOL.source, auth=Auth("ceph", "admin", SecretRef(uuid="x"))))
+    assert _where(other_user) != _where(POOL)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    local = PoolDef(type=PoolType.DIR, name="d", uuid="u", target=PoolTarget(path=str(tmp_path)))
+    assert _scratch_dir(local) == str(tmp_path)  # next to the copy: same file system
+    lvm = PoolDef(type=PoolType.LOGICAL, name="v", uuid="u", target=PoolTarget(path="/dev/vg"))
+    assert _scratch_dir(lvm) == "/var/tmp"  # never a device directory
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
+    assert _scratch_dir(None) == str(tmp_path / "t")
