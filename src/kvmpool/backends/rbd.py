@@ -452,8 +452,7 @@ class RbdBackend:
             return
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-            self._save(pool, vol, tmp, offset=0, length=None, sparse=True,
-                       progress=progress, sync=False)
+            self._save(pool, vol, tmp, offset=0, length=None, sparse=True, progress=progress)
             yield local
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -512,12 +511,14 @@ class RbdBackend:
         sparse: bool, progress: Progress | None,
     ) -> int:
         return self._save(pool, vol, dest, offset=offset, length=length, sparse=sparse,
-                          progress=progress, sync=True)
+                          progress=progress)
 
     def _save(
         self, pool: PoolDef, vol: VolumeDef, dest: str, *, offset: int, length: int | None,
-        sparse: bool, progress: Progress | None, sync: bool,
+        sparse: bool, progress: Progress | None,
     ) -> int:
+        """Write the image's data to ``dest`` (a file, or ``-``: stdout). No fsync: like cp
+        (and vol-download of local volumes), the file is left to the kernel's writeback."""
         size = vol.capacity or 0
         if offset > size:
             raise InvalidArgument(f"offset {offset} is past the end of the volume ({size})")
@@ -552,8 +553,6 @@ class RbdBackend:
                                          progress or _quiet, holes=True)
             if pos[0] < count and (to_pipe or not sparse):
                 _fill(fd, pos[0], count, zeros, to_pipe)
-            if sync and not to_pipe:
-                os.fsync(fd)
         finally:
             if not to_pipe:
                 os.close(fd)
