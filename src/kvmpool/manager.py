@@ -24,6 +24,7 @@ from kvmpool.backends.base import (
     Reflink,
     Resizer,
     Snapshotter,
+    Stager,
     Transferer,
     Wiper,
 )
@@ -429,10 +430,11 @@ class Manager:
             if backend.volume(pool, vol.name) is not None:
                 raise AlreadyExists(f"storage volume '{vol.name}' exists already")
             # A network volume (rbd) copied into a pool of another type is first made a
-            # local file by its own backend (rbd: RbdBackend.staged_copy).
-            staged = getattr(self.backend(src_rec.current), "staged_copy", None)
-            if staged is not None and src_rec.current.type is not pool.type:
-                src = stack.enter_context(staged(src_rec.current, src, pool, progress))
+            # local file by its own backend.
+            source_backend = self.backend(src_rec.current)
+            if isinstance(source_backend, Stager) and src_rec.current.type is not pool.type:
+                src = stack.enter_context(
+                    source_backend.staged_copy(src_rec.current, src, pool, progress))
                 progress = None  # the staging reported the bytes
             backend.create_volume_from(pool, vol, src, reflink=reflink,
                                        prealloc_metadata=prealloc_metadata, progress=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, TypeVar, runtime_checkable
@@ -151,6 +152,15 @@ class Snapshotter(Protocol):
     def revert_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
 
     def delete_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str) -> None: ...
+
+
+@runtime_checkable
+class Stager(Protocol):
+    """Network volumes (rbd) copied into a pool of another type: the volume's own backend
+    makes it a local raw file for the destination to copy or convert, removed on exit."""
+
+    def staged_copy(self, pool: PoolDef, vol: VolumeDef, into: PoolDef,
+                    progress: Progress | None) -> AbstractContextManager[VolumeDef]: ...
 
 
 @runtime_checkable
