@@ -193,6 +193,17 @@ def test_parse_lvs_kinds() -> None:
     assert not any(lv.merging or lv.hidden for lv in lvs.values())
 
 
+def test_parse_lvs_creation_time_in_utc() -> None:
+    row = json.loads(LVS_JSON)["report"][0]["lv"][2]
+    lvs = [dict(row, lv_uuid=str(n), lv_time=t) for n, t in enumerate(
+        ("2026-11-26 05:09:41 +0000", "2026-11-26 07:09:41 +0200", "", "26/11/2026"))]
+    times = [lv.created for lv in parse_lvs(json.dumps({"report": [{"lv": lvs}]}))]
+    # another zone is converted; none, or lvm.conf's own time_format, is no time (no error)
+    assert times == ["2026-11-26T05:09:41+00:00", "2026-11-26T05:09:41+00:00", None, None]
+    assert parse_lvs(LVS_JSON)[0].created is None  # reports without the field still parse
+    assert "lv_time" in lvm.LV_FIELDS
+
+
 def test_parse_lvs_merges_segments_of_one_lv() -> None:
     big = next(lv for lv in parse_lvs(LVS_JSON) if lv.name == "big")
     assert big.size == 600 * MiB
@@ -314,6 +325,8 @@ REPORT = ("--reportformat", "json", "--units", "b", "--nosuffix")
              "--setactivationskip", "n", "vg0/thin1"),
         ),
         (lvm.lvremove_argv("vg0", "lin"), ("lvremove", "-f", "vg0/lin")),
+        (lvm.lvrename_argv("vg0", ".kvmpool-new-1f", "lin"),
+         ("lvrename", "vg0", ".kvmpool-new-1f", "lin")),
         (lvm.lvresize_argv("vg0", "lin", 16 * MiB), ("lvresize", "-L", "16777216b", "vg0/lin")),
         (
             lvm.lvresize_argv("vg0", "lin", 4 * MiB, shrink=True),

@@ -12,13 +12,14 @@ The layers, from the bottom:
   call) and parses. It is the only part that touches the host.
 
 Host commands it may run: pvcreate, pvremove, pvs, vgcreate, vgchange, vgremove, vgs,
-lvcreate, lvremove, lvresize, lvconvert, lvchange, lvs (Debian package lvm2).
+lvcreate, lvremove, lvrename, lvresize, lvconvert, lvchange, lvs (Debian package lvm2).
 
 Sizes are always passed in bytes (``NNNb``); LVM rounds them up to whole extents.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import re
@@ -78,6 +79,7 @@ LV_FIELDS = (
     "stripes",
     "devices",
     "vg_extent_size",
+    "lv_time",
 )
 
 # LVM object names: letters, digits and ``+_.-``, not starting with '-' (see lvm(8), VALID
@@ -154,6 +156,7 @@ class LogicalVolume:
     extent_size: int
     segments: tuple[Segment, ...]
     origin_size: int = 0  # bytes of the origin (a sparse LV's virtual size)
+    created: str | None = None  # when the LV was made (lv_time), ISO 8601 in UTC
 
     @property
     def segtype(self) -> str:
@@ -359,6 +362,11 @@ def lvremove_argv(vg: str, name: str) -> tuple[str, ...]:
     return ("lvremove", "-f", _lv(vg, name))
 
 
+def lvrename_argv(vg: str, old: str, new: str) -> tuple[str, ...]:
+    return ("lvrename", _name("volume group", vg), _name("logical volume", old),
+            _name("logical volume", new))
+
+
 def lvresize_argv(vg: str, name: str, size: int, *, shrink: bool = False) -> tuple[str, ...]:
     """Set the LV to ``size`` bytes. Shrinking destroys data past the end: it must be
     asked for with ``shrink=True`` (which adds ``--force``, as lvresize would prompt)."""
@@ -516,6 +524,19 @@ def parse_vgs(stdout: str) -> tuple[VolumeGroup, ...]:
     )
 
 
+def lv_time(value: str) -> str | None:
+    """lvs' lv_time ("2026-11-26 05:09:41 +0000", in the host's zone) as ISO 8601 in UTC,
+    the form qcow2 snapshots are reported in. None when lvs gives none, or another form
+    (lvm.conf's report/time_format can change it): an unknown time is no error."""
+    try:
+        when = datetime.datetime.strptime(value, "%Y-%m-%d %H:%M:%S %z")
+    except ValueError:
+        if value:
+            log.info("lvm.lv_time unknown=%r", value)
+        return None
+    return when.astimezone(datetime.UTC).isoformat()
+
+
 _SEG_DEVICE_RE = re.compile(r"(?:^|,)(.+?)\((\d+)\)(?=,|$)")
 
 
@@ -534,7 +555,7 @@ def _segment_devices(value: str) -> tuple[SegmentDevice, ...]:
 
 # lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_path,lv_size,
 #     lv_attr,origin,pool_lv,data_percent,metadata_percent,segtype,seg_start,seg_size,stripes,
-#     devices,vg_extent_size
+#     devices,vg_extent_size,lv_time
 # One row per segment (devices, seg_* are segment fields); an LV on two PVs has two rows.
 #   {
 #       "report": [
@@ -545,7 +566,8 @@ def _segment_devices(value: str) -> tuple[SegmentDevice, ...]:
 #                    "lv_size":"8388608", "lv_attr":"owi-a-s---",
 #                    "origin":"", "pool_lv":"", "data_percent":"", "metadata_percent":"",
 #                    "segtype":"linear", "seg_start":"0", "seg_size":"8388608", "stripes":"1",
-#                    "devices":"/dev/vda(0)", "vg_extent_size":"4194304"},
+#                    "devices":"/dev/vda(0)", "vg_extent_size":"4194304",
+#                    "lv_time":"2026-11-26 05:09:41 +0000"},
 #                   {"lv_name":"pool", ..., "lv_path":"", "lv_attr":"twi-aotz--",
 #                    "data_percent":"0.00", "metadata_percent":"10.94", "segtype":"thin-pool",
 #                    "devices":"pool_tdata(0)", ...},
@@ -585,6 +607,7 @@ def parse_lvs(stdout: str) -> tuple[LogicalVolume, ...]:
             extent_size=_int(r, "vg_extent_size"),
             segments=tuple(sorted(segments[key], key=lambda s: s.start)),
             origin_size=int(r.get("origin_size") or 0),
+            created=lv_time(r.get("lv_time", "")),
         )
         for key, r in heads.items()
     )
@@ -850,6 +873,10 @@ class Lvm:
     def lvremove(self, vg: str, name: str) -> None:
         """Runs: lvremove -f."""
         self._run(lvremove_argv(vg, name))
+
+    def lvrename(self, vg: str, old: str, new: str) -> None:
+        """Runs: lvrename (refused with AlreadyExists when ``new`` exists)."""
+        self._run(lvrename_argv(vg, old, new))
 
     def lvresize(self, vg: str, name: str, size: int, *, shrink: bool = False) -> None:
         """Runs: lvresize -L."""
