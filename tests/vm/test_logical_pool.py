@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kvmpool.host.lvm import Lvm
+from kvmpool.names import TEMP_PREFIX
 from tests.conftest import Kvmpool
 from tests.vm.conftest import BlockIO, MiB
 
@@ -18,6 +25,17 @@ pytestmark = pytest.mark.vm
 
 def sh(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def _created(snapshot: dict[str, object]) -> datetime.datetime:
+    """A listed snapshot's creation time: ISO 8601 in UTC, whole seconds (LVM's lv_time)."""
+    when = datetime.datetime.fromisoformat(str(snapshot["created"]))
+    assert when.utcoffset() == datetime.timedelta(0)
+    return when
 
 
 def test_the_seed_walkthrough_word_for_word(kvmpool: Kvmpool, disks: list[str],
@@ -109,12 +127,17 @@ def test_volume_data_through_clone_resize_snapshot_upload_wipe(
     assert lvm.lv("datavg", "a").size == 64 * MiB
     assert blockio.read("/dev/datavg/a", 8) == data
     # classic snapshot: revert brings the data back and keeps the snapshot
+    before = _now()
     kvmpool("vol-snapshot-create", "a", "s1", "--pool", "guest", "--size", "16M")
+    made = json.loads(kvmpool("vol-snapshot-list", "a", "--pool", "guest", "--json").out)
+    assert before <= _created(made[0]) <= _now()  # when it was made, as qcow2's say
     blockio.write("/dev/datavg/a", blockio.pattern(8 * MiB, 2))
     kvmpool("vol-snapshot-revert", "a", "s1", "--pool", "guest")
     assert blockio.read("/dev/datavg/a", 8) == data
     snaps = json.loads(kvmpool("vol-snapshot-list", "a", "--pool", "guest", "--json").out)
     assert [s["name"] for s in snaps] == ["s1"] and snaps[0]["valid"] is True
+    assert _created(made[0]) <= _created(snaps[0]) <= _now()  # revert takes it anew
+    assert f" {snaps[0]['created']} " in kvmpool("vol-snapshot-list", "a", "--pool", "guest").out
     kvmpool("vol-snapshot-delete", "a", "s1", "--pool", "guest")
     # upload / download round trip
     src = tmp_path / "up.bin"
@@ -173,6 +196,107 @@ def test_thin_pool_provisioned_and_used(kvmpool: Kvmpool, disks: list[str], lvm:
     assert blockio.read("/dev/thinvg/t1", 16) == data
     snaps = json.loads(kvmpool("vol-snapshot-list", "t1", "--pool", "thin", "--json").out)
     assert [s["name"] for s in snaps] == ["before"]
+    assert _created(snaps[0]) <= _now()
     kvmpool("vol-snapshot-delete", "t1", "before", "--pool", "thin")
     kvmpool("vol-delete", "t1", "--pool", "thin")
     kvmpool("pool-destroy", "thin")
+
+
+def _processes() -> list[tuple[int, str]]:
+    """(parent pid, command name) of every process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        found.append((int(rest.split()[1]), comm))
+    return found
+
+
+def _children(pid: int) -> list[str]:
+    return [comm for parent, comm in _processes() if parent == pid]
+
+
+def _interrupt(argv: list[str], root: Path, ready: Callable[[subprocess.Popen[bytes]], bool],
+               sig: signal.Signals) -> int:
+    """Run kvmpool ARGV, send SIG to kvmpool alone once ``ready`` says so; its exit code."""
+    proc = subprocess.Popen([sys.executable, "-m", "kvmpool", "--root", str(root), *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not ready(proc):
+            assert proc.poll() is None, f"kvmpool {argv[0]} ended before the signal"
+            assert time.monotonic() < deadline, f"kvmpool {argv[0]} never got there"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        return proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _temp_lvs(vg: str) -> list[str]:
+    with contextlib.suppress(FileNotFoundError):
+        return [n for n in os.listdir(f"/dev/{vg}") if n.startswith(TEMP_PREFIX)]
+    return []
+
+
+def _lvm_idle() -> None:
+    """Wait until no lvm command runs (one kvmpool left behind when it was killed)."""
+    deadline = time.monotonic() + 120
+    lvm = ("lvcreate", "lvremove", "lvrename", "lvs")
+    while any(comm in lvm for _, comm in _processes()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_an_interrupted_create_or_clone_leaves_nothing_that_looks_whole(
+    kvmpool: Kvmpool, disks: list[str], lvm: Lvm, blockio: BlockIO
+) -> None:
+    """SIGINT (Ctrl-C) and SIGKILL while lvcreate runs and while a clone copies data."""
+    root = kvmpool.root
+    kvmpool("pool-define-as", "guest", "logical", "--source-dev", disks[0], "--source-name",
+            "intvg")
+    kvmpool("pool-start", "guest", "--build")
+    # vol-create-as, signalled while its lvcreate runs
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        rc = _interrupt(["vol-create-as", "guest", "big", "1G"], root,
+                        lambda p: "lvcreate" in _children(p.pid), sig)
+        assert rc != 0
+        _lvm_idle()
+        lvs = {lv.name: lv for lv in lvm.lvs("intvg")}
+        if sig is signal.SIGINT:  # kvmpool stopped lvcreate and removed what it had made
+            assert "big" not in lvs
+        elif "big" in lvs:  # SIGKILL: the orphaned lvcreate finished its (atomic) work
+            assert lvs["big"].active and lvs["big"].size == 1 << 30
+            kvmpool("vol-delete", "big", "--pool", "guest")
+    # vol-clone of 192 MiB, signalled while the data is being copied
+    kvmpool("vol-create-as", "guest", "src", "192M")
+    data = blockio.pattern(8 * MiB, 7)
+    blockio.write("/dev/intvg/src", data, offset_mib=184)
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        rc = _interrupt(["vol-clone", "src", "copy", "--pool", "guest"], root,
+                        lambda p: bool(_temp_lvs("intvg")), sig)
+        assert rc != 0
+        _lvm_idle()
+        names = [lv.name for lv in lvm.lvs("intvg")]
+        assert "copy" not in names and not os.path.exists("/dev/intvg/copy")
+        left = [n for n in names if n.startswith(TEMP_PREFIX)]
+        # Ctrl-C removes the unfinished LV; after SIGKILL it stays under its temporary name,
+        # is never listed, and the next clone (or pool-start) removes it
+        assert left == [] if sig is signal.SIGINT else len(left) == 1
+        assert "copy" not in kvmpool("vol-list", "guest").out
+        assert TEMP_PREFIX not in kvmpool("vol-list", "guest", "--details").out
+    # the VG is usable: the clone works and the leftover is gone
+    kvmpool("vol-clone", "src", "copy", "--pool", "guest")
+    assert not [lv.name for lv in lvm.lvs("intvg") if lv.name.startswith(TEMP_PREFIX)]
+    assert blockio.read("/dev/intvg/copy", 8, offset_mib=184) == data
+    kvmpool("vol-delete", "copy", "--pool", "guest")
+    kvmpool("vol-delete", "src", "--pool", "guest")
+    assert lvm.lvs("intvg") == ()
+    kvmpool("pool-destroy", "guest")

@@ -5,14 +5,21 @@ Run with: tests/vm/run tests/vm/test_lvm_tools.py   (one test: add ::test_name)
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from kvmpool.backends.base import Context
+from kvmpool.backends.logical import LogicalBackend
 from kvmpool.errors import AlreadyExists, InUse, InvalidArgument, NotFound
+from kvmpool.host import lvmdisk
 from kvmpool.host.lvm import LogicalVolume, Lvm
+from kvmpool.host.run import Runner
+from kvmpool.xml import parse_pool
 
 if TYPE_CHECKING:
     from conftest import BlockIO
@@ -185,3 +192,73 @@ def test_failures_are_classified(lvm: Lvm, disks: list[str]) -> None:
         os.close(fd)
     lvm.lvremove(VG, "lv")
     # the disks fixture removes the VG and the PV
+
+
+def _report(argv: list[str]) -> dict[str, str]:
+    out = subprocess.run([*argv, "--reportformat", "json", "--units", "b", "--nosuffix"],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    (row,) = [r for rep in json.loads(out)["report"] for r in next(iter(rep.values()))]
+    return dict(row)
+
+
+def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str]) -> None:
+    """kvmpool.host.lvmdisk answers without lvm what lvs/pvs would, or says it cannot."""
+    dev, dev2 = disks[:2]
+    assert lvmdisk.read_label(dev) is None and lvmdisk.vg_metadata(dev) is None
+    lvm.pvcreate([dev, dev2])
+    pv = _report(["pvs", "-o", "pv_uuid,pe_start", dev])
+    label = lvmdisk.read_label(dev)  # its checksums hold: LVM's CRC is computed right
+    assert label is not None
+    assert (label.pv_uuid, label.pe_start) == (pv["pv_uuid"], int(pv["pe_start"]))
+    assert lvmdisk.vg_metadata(dev) is None  # a PV in no VG
+    lvm.vgcreate("fastvg", [dev, dev2])
+    meta = lvmdisk.vg_metadata(dev)
+    assert meta is not None and (meta.name, meta.lvs) == ("fastvg", frozenset())
+    # "a" gets two segments with "b" between them
+    lvm.create_linear("fastvg", "a", 8 * MiB)
+    lvm.create_linear("fastvg", "b-c", 8 * MiB)
+    lvm.lvresize("fastvg", "a", 16 * MiB)
+    meta = lvmdisk.vg_metadata(dev2)
+    seqno = int(_report(["vgs", "-o", "vg_seqno", "fastvg"])["vg_seqno"])
+    assert meta is not None and meta.lvs == {"a", "b-c"} and meta.seqno == seqno
+    for name in ("a", "b-c"):
+        lv = lvm.lv("fastvg", name)
+        fast = lvmdisk.active_linear_lv("fastvg", name)
+        assert fast is not None and (fast.uuid, fast.size) == (lv.uuid, lv.size)
+        assert fast.extents == tuple(
+            (d.path, d.first_extent * lv.extent_size, s.size)
+            for s in lv.segments for d in s.devices)
+    assert len(lvm.lv("fastvg", "a").segments) == 2
+    # what the backend makes of them is what it makes of lvs' report, without one lvm call
+    runner = Runner()
+    backend = LogicalBackend(Context(runner))
+    pool = parse_pool(f"<pool type='logical'><name>p</name><source><device path='{dev}'/>"
+                      "<name>fastvg</name></source></pool>")
+    fast_a = backend.volume(pool, "a")
+    assert backend.check(pool) and backend.volume(pool, "nope") is None
+    assert runner.history == []
+    assert fast_a == backend._describe(pool, lvm.lv("fastvg", "a"))
+    # a VG of active linear LVs only is listed without lvs too, as lvs would list it
+    fast_list = backend.list_volumes(pool, details=True)
+    assert runner.history == []
+    assert sorted(fast_list, key=lambda v: v.name) == sorted(
+        (backend._describe(pool, lv) for lv in lvm.lvs("fastvg")), key=lambda v: v.name)
+    # anything else goes to lvs: an origin with a snapshot, a thin LV, an inactive LV
+    lvm.create_snapshot("fastvg", "a", "s", 4 * MiB)
+    lvm.create_thin_pool("fastvg", "tp", 16 * MiB)
+    lvm.create_thin("fastvg", "tp", "t", 64 * MiB)
+    lvm.lvchange("fastvg", "b-c", active=False)
+    for name in ("a", "s", "t", "b-c"):
+        assert lvmdisk.active_linear_lv("fastvg", name) is None
+        runner.history.clear()
+        assert backend.volume(pool, name) == backend._describe(pool, lvm.lv("fastvg", name))
+        assert [c.argv[0] for c in runner.history] == ["lvs"]
+    meta = lvmdisk.vg_metadata(dev)
+    assert meta is not None and {"a", "b-c", "s", "t", "tp"} <= meta.lvs
+    runner.history.clear()
+    assert {v.name for v in backend.list_volumes(pool, details=True)} == {"a", "b-c", "s", "t"}
+    assert [c.argv[0] for c in runner.history] == ["lvs"]
+    # a removed VG leaves no metadata that could pass for it
+    lvm.vgremove("fastvg")
+    assert lvmdisk.vg_metadata(dev) is None and lvmdisk.vg_metadata(dev2) is None
+    assert not backend.check(pool)

@@ -6,14 +6,30 @@ Beyond libvirt: a build never writes over a device holding data without ``--over
 volumes can be resized, cloned from any local volume (a qcow2 file into an LV too), and
 snapshotted with kvmpool's snapshot verbs (classic snapshots with a size, thin snapshots).
 A pool may adopt an existing VG: without source devices, build creates nothing.
+
+Few lvm commands (each costs a process and a device scan): the questions asked on every
+command (is the pool there, does this volume exist, what is it, which volumes are there)
+are answered from the PV's metadata and device-mapper (``kvmpool.host.lvmdisk``) when they
+can be, else by one report; vol-create-as is one lvcreate, vol-delete one lvremove (lvm's own
+refusals, "already exists", "in use", are classified).
+
+Interruptions: lvcreate commits an LV at once or not at all. Ctrl-C stops it and removes
+what it made; a SIGKILL of kvmpool alone lets the lvcreate it started finish (the LV is
+then whole). A clone or create-from copies into an LV under a temporary name
+(``.kvmpool-new-...``, never listed) renamed only once the data is in: an interrupted copy
+never leaves an LV under the volume's name. Ctrl-C removes the temporary LV; after a
+SIGKILL it stays until the next clone into the pool or pool-start removes it (both run
+under the pool's lock, so no other kvmpool is still making it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Iterator
 
@@ -31,6 +47,7 @@ from kvmpool.errors import (
     ToolMissing,
     Unsupported,
 )
+from kvmpool.host import lvmdisk
 from kvmpool.host.lvm import LogicalVolume, Lvm
 from kvmpool.model import (
     Extent,
@@ -42,8 +59,13 @@ from kvmpool.model import (
     VolType,
     VolumeDef,
 )
+from kvmpool.names import TEMP_PREFIX
+
+log = logging.getLogger(__name__)
 
 SNAP_PREFIX = "snap_"
+# Above this many LVs, one lvs report is quicker than reading each LV from device-mapper.
+_FAST_LIST_MAX = 64
 # LVM's own name rules (lvm(8) "VALID NAMES"), plus room for the snapshot prefix.
 _LV_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}\Z")
 _RESERVED = ("_cdata", "_cmeta", "_corig", "_mimage", "_mlog", "_pmspare", "_rimage",
@@ -96,7 +118,21 @@ class LogicalBackend:
                 f"({', '.join(sorted(wanted))}); it is on {', '.join(sorted(mine)) or 'nothing'}",
                 hint="fix <source><device> with kvmpool pool-edit")
 
+    def _metadata(self, pool: PoolDef) -> lvmdisk.VgMetadata | None:
+        """The VG's metadata as one of the pool's source devices holds it (no lvm command);
+        None for a pool without source devices or when it cannot be read for sure."""
+        vg = vg_of(pool)
+        for dev in pool.source.devices:
+            meta = lvmdisk.vg_metadata(dev.path)
+            if meta is not None and meta.name == vg:
+                return meta
+        return None
+
     def check(self, pool: PoolDef) -> bool:
+        """Runs on every command that looks the pool up: a pool device whose metadata names
+        the VG answers it without lvm; otherwise one pvs report."""
+        if self._metadata(pool) is not None:
+            return True
         try:
             self._check_devices(pool)
         except KvmpoolError:
@@ -167,6 +203,7 @@ class LogicalBackend:
         if pool.thin_pool:
             self._thin_pool(pool)
         self.lvm.vgchange(vg_of(pool), active=True)
+        self._sweep(vg_of(pool))
 
     def stop(self, pool: PoolDef) -> None:
         vg = vg_of(pool)
@@ -229,14 +266,54 @@ class LogicalBackend:
                          allocation=allocation, source=extents,
                          target=VolTarget(path=path), backing_store=backing)
 
+    def _describe_active(self, vg: str, name: str, lv: lvmdisk.ActiveLv) -> VolumeDef:
+        """What ``_describe`` makes of lvs' report, for an active linear LV."""
+        extents = tuple(ExtentDevice(path=pv, extents=(Extent(start=start, end=start + size),))
+                        for pv, start, size in lv.extents)
+        return VolumeDef(name=name, type=VolType.BLOCK, key=lv.uuid, capacity=lv.size,
+                         allocation=lv.size, source=extents,
+                         target=VolTarget(path=f"/dev/{vg}/{name}"))
+
     def _visible(self, lv: LogicalVolume) -> bool:
+        if lv.name.startswith(TEMP_PREFIX):
+            return False  # being made under a temporary name, or left by a killed kvmpool
         return not lv.hidden and not lv.is_thin_pool and lv.segtype not in ("cache-pool",)
 
     def list_volumes(self, pool: PoolDef, *, details: bool) -> list[VolumeDef]:
+        fast = self._list_active_linear(pool)
+        if fast is not None:
+            return fast
         return [self._describe(pool, lv) for lv in self.lvm.lvs(vg_of(pool)) if self._visible(lv)]
 
+    def _list_active_linear(self, pool: PoolDef) -> list[VolumeDef] | None:
+        """A VG whose LVs are all active and plain linear (the common pool) is listed from
+        its metadata and device-mapper, without lvs; None for any other VG. The metadata
+        names hidden LVs too (thin pool parts, snapshot stores), which have no /dev/VG/LV:
+        such a VG always goes to lvs."""
+        meta = self._metadata(pool)
+        if meta is None or len(meta.lvs) > _FAST_LIST_MAX:
+            return None
+        vg = vg_of(pool)
+        result = []
+        for name in sorted(meta.lvs):
+            active = lvmdisk.active_linear_lv(vg, name)
+            if active is None:
+                return None
+            if not name.startswith(TEMP_PREFIX):
+                result.append(self._describe_active(vg, name, active))
+        return result
+
     def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
-        if not _LV_NAME.match(name):
+        """One volume. Without lvm when it can: an active linear LV from device-mapper, an
+        LV the VG's metadata does not name is none; anything else from one lvs report."""
+        if not _LV_NAME.match(name) or name.startswith(TEMP_PREFIX):
+            return None
+        vg = vg_of(pool)
+        active = lvmdisk.active_linear_lv(vg, name)
+        if active is not None:
+            return self._describe_active(vg, name, active)
+        meta = self._metadata(pool)
+        if meta is not None and name not in meta.lvs:
             return None
         try:
             lv = self.lvm.lv(vg_of(pool), name)
@@ -312,22 +389,39 @@ class LogicalBackend:
             raise Unsupported(f"volume '{source.name}' has no local path to copy from")
         src_fmt = source.target.format if source.type is VolType.FILE else "raw"
         src_fmt = "raw" if src_fmt in (None, "iso") else src_fmt
-        capacity = max(vol.capacity or 0, source.capacity or 0)
-        new = dataclasses.replace(vol, capacity=capacity, allocation=None, backing_store=None)
-        self.create_volume(pool, new, CreateOptions())
+        check_lv_name(vol.name)
         vg = vg_of(pool)
-        dst = f"/dev/{vg}/{vol.name}"
+        self._sweep(vg)
+        # The data goes into an LV under a temporary name, renamed only once complete: a
+        # killed kvmpool never leaves an LV under the volume's name that looks whole.
+        tmp = TEMP_PREFIX + secrets.token_hex(8)
+        capacity = max(vol.capacity or 0, source.capacity or 0)
+        new = dataclasses.replace(vol, name=tmp, capacity=capacity, allocation=None,
+                                  backing_store=None)
+        self.create_volume(pool, new, CreateOptions())
+        dst = f"/dev/{vg}/{tmp}"
         try:
-            lv = self.lvm.lv(vg, vol.name)
             if src_fmt == "raw":
-                self._copy_raw(src_path, dst, lv.is_thin, progress)
+                self._copy_raw(src_path, dst, bool(pool.thin_pool), progress)
             else:
                 self.ctx.runner.run(["qemu-img", "convert", "-n", "-f", src_fmt, "-O", "raw",
                                      src_path, dst], timeout=24 * 3600)
+            self.lvm.lvrename(vg, tmp, vol.name)
         except BaseException:
             with contextlib.suppress(KvmpoolError):
-                self.lvm.lvremove(vg, vol.name)
+                self.lvm.lvremove(vg, tmp)
             raise
+
+    def _sweep(self, vg: str) -> None:
+        """Remove LVs a killed kvmpool left under a temporary name. Called under the pool's
+        lock, which the process that made them held: they are not being made any more. One
+        that is still open (a copy program that outlived kvmpool) stays for a later sweep."""
+        for lv in self.lvm.lvs(vg):
+            if lv.name.startswith(TEMP_PREFIX):
+                try:
+                    self.lvm.lvremove(vg, lv.name)
+                except KvmpoolError as err:
+                    log.warning("logical.sweep lv=%s/%s error=%s", vg, lv.name, err.message)
 
     def _copy_raw(self, src: str, dst: str, zeroed: bool, progress: Progress | None) -> None:
         if not self.ctx.runner.change(f"copy {src} into {dst}"):
@@ -398,8 +492,9 @@ class LogicalBackend:
             classic = lv.is_snapshot
             fill = lv.data_percent
             valid = not (classic and (lv.attr[4:5] == "I" or (fill or 0) >= 100.0))
-            result.append(Snapshot(name=lv.name[len(prefix):], origin=vol.name,
-                                   size=lv.size if classic else None, fill=fill, valid=valid))
+            result.append(Snapshot(name=lv.name[len(prefix):], created=lv.created,
+                                   origin=vol.name, size=lv.size if classic else None,
+                                   fill=fill, valid=valid))
         return result
 
     def create_snapshot(self, pool: PoolDef, vol: VolumeDef, name: str,
