@@ -7,7 +7,9 @@ login fails and at stop, and volumes read from ``-P 3`` output, by-path links an
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from kvmpool.backends.base import Context
 from kvmpool.backends.iscsi import IscsiBackend
-from kvmpool.errors import InvalidArgument
+from kvmpool.errors import HostCommandFailed, InvalidArgument, InvalidState, KvmpoolError
 from kvmpool.host.run import Completed, Runner
 from kvmpool.model import (
     Auth,
@@ -81,6 +83,8 @@ def _backend(tmp_path: Path, runner: FakeIscsiadm) -> IscsiBackend:
     backend = IscsiBackend(Context(runner, secret=lambda auth: PASSWORD.encode()))
     backend.nodes_dirs = (str(runner.nodes),)
     backend.sys_block = str(tmp_path / "sys")
+    backend.sys_session = str(tmp_path / "iscsi_session")
+    backend._probe = lambda w: None  # type: ignore[method-assign]  # no portal listens here
     return backend
 
 
@@ -96,6 +100,8 @@ def test_start_writes_chap_into_the_record_never_into_argv(tmp_path: Path) -> No
         ("--mode", "iface", "--interface", iface, "--op", "update",
          "--name", "iface.initiatorname", "--value", INIT),
         (*node, "--op", "new", "--interface", iface),
+        (*node, "--op", "update", "--name", "node.session.initial_login_retry_max",
+         "--value", "3"),
         (*node, "--login", "--interface", iface)]
     assert not [a for a in runner.argvs if any(PASSWORD in x for x in a)]
     record = next((tmp_path / "nodes").rglob(backend_iface(runner)))
@@ -144,3 +150,85 @@ def test_refresh_reads_luns_links_and_sizes(tmp_path: Path) -> None:
     assert backend.volume(pool, "unit:0:0:2") == vols[1]
     assert backend.volume(pool, f"ip-127.0.0.1:3260-iscsi-{T}-lun-2") == vols[1]
     assert ("iscsiadm", "--mode", "session", "-r", "1", "-R") in runner.argvs
+
+
+def test_a_target_that_stopped_answering_is_one_line_and_no_rescan(tmp_path: Path) -> None:
+    """The kernel marks the session FAILED: listing says so at once, without the rescan
+    (which would wait for the target up to replacement_timeout), and changes nothing."""
+    runner = FakeIscsiadm(tmp_path / "nodes")
+    backend = _backend(tmp_path, runner)
+    pool = _pool(tmp_path, auth=False)
+    backend.start(pool)
+    state = tmp_path / "iscsi_session" / "session1" / "state"
+    state.parent.mkdir(parents=True)
+    state.write_text("FAILED\n")
+    runner.argvs.clear()
+    with pytest.raises(KvmpoolError) as listing:
+        backend.list_volumes(pool, details=False)
+    assert str(listing.value) == f"iSCSI target {T} at 127.0.0.1:3260,1 does not answer " \
+                                 "(session 1 is FAILED)"
+    assert listing.value.hint == ("check the target and the network; the kernel keeps "
+                                  "retrying; to give up and log out: kvmpool pool-destroy san")
+    with pytest.raises(KvmpoolError, match="does not answer") as refresh:
+        backend.refresh(pool)
+    assert "a failed refresh stops the pool" in (refresh.value.hint or "")
+    assert not [a for a in runner.argvs if "-R" in a or "-P" in a]
+    assert all(a[1:] == ("--mode", "session") for a in runner.argvs)
+    state.write_text("LOGGED_IN\n")
+    backend.refresh(pool)  # back: rescanned and listed again
+    assert ("iscsiadm", "--mode", "session", "-r", "1", "-R") in runner.argvs
+
+
+def test_the_session_state_from_iscsiadm_when_sysfs_has_none(tmp_path: Path) -> None:
+    runner = FakeIscsiadm(tmp_path / "nodes")
+    backend = _backend(tmp_path, runner)
+    pool = _pool(tmp_path, auth=False)
+    backend.start(pool)
+    backend.sys_session = str(tmp_path / "absent")
+    failed = RECORDED.replace(VT, T).replace("Session State: LOGGED_IN", "Session State: FAILED")
+    real = runner._execute
+
+    def execute(argv: tuple[str, ...], *, timeout: float, input: str | None) -> Completed:
+        if "-P" in argv:
+            return Completed(argv, 0, failed, "")
+        return real(argv, timeout=timeout, input=input)
+
+    runner._execute = execute  # type: ignore[method-assign]
+    with pytest.raises(KvmpoolError, match=r"does not answer \(session 1 is FAILED\)"):
+        backend.list_volumes(pool, details=False)
+
+
+def test_a_closed_portal_is_refused_before_any_iscsiadm_call(tmp_path: Path) -> None:
+    runner = FakeIscsiadm(tmp_path / "nodes")
+    backend = IscsiBackend(Context(runner))
+    with socket.socket() as s:  # a port that was free a moment ago: nobody listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = _pool(tmp_path, auth=False).source
+    pool = dataclasses.replace(_pool(tmp_path, auth=False), source=dataclasses.replace(
+        src, hosts=(SourceHost("127.0.0.1", port),)))
+    with pytest.raises(InvalidState) as err:
+        backend.start(pool)
+    assert str(err.value) == f"cannot reach iSCSI server '127.0.0.1': port {port}: " \
+                             "Connection refused"
+    assert err.value.hint == ("check the host and port, and that the target is running; "
+                              "nothing was changed")
+    assert runner.argvs == [("iscsiadm", "--mode", "session")]  # nothing was changed
+
+
+def test_an_iscsiadm_that_never_answers_is_one_line(tmp_path: Path) -> None:
+    class Stuck(FakeIscsiadm):
+        def _execute(self, argv: tuple[str, ...], *, timeout: float,
+                     input: str | None) -> Completed:
+            if "--login" in argv:
+                raise HostCommandFailed("iscsiadm did not finish within 60 s", argv=argv,
+                                        returncode=None, stderr="")
+            return super()._execute(argv, timeout=timeout, input=input)
+
+    runner = Stuck(tmp_path / "nodes")
+    backend = _backend(tmp_path, runner)
+    with pytest.raises(KvmpoolError) as err:
+        backend.start(_pool(tmp_path, auth=False))
+    assert str(err.value) == f"cannot log in to iSCSI target {T} at 127.0.0.1:3260,1: " \
+                             "no answer within 60 s"
+    assert runner.argvs[-1][-2:] == ("--op", "delete")  # the record is removed again

@@ -17,7 +17,7 @@ import pytest
 
 from kvmpool.host import iscsiadm
 from tests.conftest import Kvmpool
-from tests.tools.iscsi_target import MiB, Tgtd
+from tests.tools.iscsi_target import MiB, Tgtd, free_port
 
 INIT = "iqn.2026-11.org.kvmpool.test:vm-initiator"
 PLAIN = "iqn.2026-11.org.kvmpool.test:vm-plain"
@@ -130,3 +130,122 @@ def test_discovery_argv_parses(target: Tgtd) -> None:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     found = {iqn for _, iqn in iscsiadm.parse_discovery(out)}
     assert {PLAIN, SECURE} <= found
+
+
+def _session_state(iqn: str) -> str | None:
+    """The kernel's state of the session to ``iqn`` (LOGGED_IN, FAILED), None: no session."""
+    for session in Path("/sys/class/iscsi_session").glob("session*"):
+        if (session / "targetname").read_text().strip() == iqn:
+            return (session / "state").read_text().strip()
+    return None
+
+
+def _wait_state(iqn: str, state: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while _session_state(iqn) != state:
+        assert time.monotonic() < deadline, f"session to {iqn}: {_session_state(iqn)}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("how", ["killed", "deleted"])
+def test_a_target_that_disappears(kvmpool: Kvmpool, target: Tgtd, tmp_path: Path,
+                                  how: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """The target goes away under an active pool: its tgtd dies (the portal refuses
+    connections) or the target is deleted from a running tgtd (logins are refused).
+    Listing fails at once with one line and leaves the session alone (the kernel keeps
+    retrying); pool-destroy logs out at once; nothing is left behind."""
+    iqn = f"iqn.2026-11.org.kvmpool.test:vm-{how}"
+    tgt = Tgtd(tmp_path)
+    tgt.start()
+    try:
+        tgt.add_target(iqn, [16 * MiB])
+        _define(kvmpool, "gone", tgt.port, iqn)
+        kvmpool("pool-start", "gone")
+        assert "unit:0:0:1" in kvmpool("vol-list", "gone").out
+        if how == "killed":
+            assert tgt.proc is not None
+            tgt.proc.kill()
+            tgt.proc.wait(timeout=10)
+        else:
+            tgt.adm("--mode", "target", "--op", "delete", "--force", "--tid", "1")
+        _wait_state(iqn, "FAILED")
+        where = f"iSCSI target {iqn} at 127.0.0.1:{tgt.port},1 does not answer (session "
+        for argv in (("vol-list", "gone"), ("vol-info", "unit:0:0:1", "--pool", "gone"),
+                     ("vol-download", "unit:0:0:1", str(tmp_path / "d"), "--pool", "gone")):
+            started = time.monotonic()
+            err = kvmpool(*argv, ok=False).err
+            assert time.monotonic() - started < 20, argv
+            assert len(err.strip().splitlines()) == 1 and where in err, (argv, err)
+            assert "is FAILED) (hint: check the target and the network; the kernel keeps " \
+                   "retrying; to give up and log out: kvmpool pool-destroy gone)" in err, err
+        assert _session_state(iqn) == "FAILED"  # untouched: it may still come back
+        started = time.monotonic()
+        kvmpool("pool-destroy", "gone")
+        with capfd.disabled():
+            print(f"pool-destroy, target {how}: {time.monotonic() - started:.1f} s", flush=True)
+        assert time.monotonic() - started < 30
+        assert iqn not in _sessions()
+        assert not list(Path("/etc/iscsi/nodes").glob(f"{iqn}*"))
+        assert "inactive" in kvmpool("pool-info", "gone").out
+    finally:
+        subprocess.run(["iscsiadm", "--mode", "node", "--targetname", iqn, "--logout"],
+                       capture_output=True, timeout=60, check=False)
+        tgt.stop()
+
+
+def test_refresh_of_a_pool_whose_target_is_gone(kvmpool: Kvmpool, target: Tgtd,
+                                                tmp_path: Path,
+                                                capfd: pytest.CaptureFixture[str]) -> None:
+    """pool-refresh fails with one line and, like any failed refresh, stops the pool:
+    logged out, no session, no node record; pool-start logs in again once it is back."""
+    iqn = "iqn.2026-11.org.kvmpool.test:vm-refresh"
+    tgt = Tgtd(tmp_path)
+    tgt.start()
+    try:
+        tgt.add_target(iqn, [16 * MiB])
+        _define(kvmpool, "gone", tgt.port, iqn)
+        kvmpool("pool-start", "gone")
+        tgt.adm("--mode", "target", "--op", "delete", "--force", "--tid", "1")
+        tgt.tids.clear()
+        _wait_state(iqn, "FAILED")
+        started = time.monotonic()
+        err = kvmpool("pool-refresh", "gone", ok=False).err
+        with capfd.disabled():
+            print(f"pool-refresh, target deleted: {time.monotonic() - started:.1f} s", flush=True)
+        assert time.monotonic() - started < 30
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"iSCSI target {iqn} at 127.0.0.1:{tgt.port},1 does not answer" in err, err
+        assert "a failed refresh stops the pool: kvmpool pool-start gone once the target " \
+               "answers" in err, err
+        assert iqn not in _sessions()
+        assert not list(Path("/etc/iscsi/nodes").glob(f"{iqn}*"))
+        assert "inactive" in kvmpool("pool-info", "gone").out
+        tgt.add_target(iqn, [16 * MiB])  # back again
+        kvmpool("pool-start", "gone")
+        assert "unit:0:0:1" in kvmpool("vol-list", "gone").out
+        kvmpool("pool-destroy", "gone")
+        assert iqn not in _sessions()
+    finally:
+        subprocess.run(["iscsiadm", "--mode", "node", "--targetname", iqn, "--logout"],
+                       capture_output=True, timeout=60, check=False)
+        tgt.stop()
+
+
+def test_start_against_a_closed_portal(kvmpool: Kvmpool, target: Tgtd,
+                                       capfd: pytest.CaptureFixture[str]) -> None:
+    """Nothing listens on the portal: pool-start fails at once with one line (iscsid alone
+    would retry for over a minute) and leaves neither a session nor a node record."""
+    iqn = "iqn.2026-11.org.kvmpool.test:vm-nobody"
+    port = free_port()
+    _define(kvmpool, "closed", port, iqn)
+    started = time.monotonic()
+    err = kvmpool("pool-start", "closed", ok=False).err
+    took = time.monotonic() - started
+    with capfd.disabled():
+        print(f"pool-start, closed portal: {took:.1f} s", flush=True)
+    assert took < 10
+    assert err == (f"error: Failed to start pool closed: cannot reach iSCSI server '127.0.0.1': "
+                   f"port {port}: Connection refused (hint: check the host and port, and that "
+                   "the target is running; nothing was changed)\n"), err
+    assert iqn not in _sessions()
+    assert not list(Path("/etc/iscsi/nodes").glob(f"{iqn}*"))

@@ -1,13 +1,16 @@
 """The ``iscsi`` backend: the LUNs of one target, logged in through the kernel's initiator.
 
-UNTESTED against a real kernel initiator: the machines that develop kvmpool have no iscsi_tcp
-module; the VM tier is to exercise it (tests/unit/test_backend_iscsi.py checks the command
-sequence with a fake runner). As libvirt's ``storage_backend_iscsi.c``:
+Tested in the VM tier (tests/vm/test_iscsi_pool.py: tgtd, iscsid, iscsi_tcp);
+tests/unit/test_backend_iscsi.py checks the command sequence with a fake iscsiadm. As
+libvirt's ``storage_backend_iscsi.c``:
 
-- start: if no session to the target exists: with ``<initiator><iqn>``, an iface named
-  after the IQN (``iscsiadm.iface_name``); a node record (``--op new``); CHAP written into
-  that record (0600, never in argv: see ``kvmpool.host.iscsiadm``); ``--login``. A failed
-  login deletes the record again, so no password is left on disk.
+- start: if no session to the target exists: a TCP connection to the portal first (a
+  portal nobody listens on is a one-line error at once; iscsid would retry for a minute);
+  with ``<initiator><iqn>``, an iface named after the IQN (``iscsiadm.iface_name``); a node
+  record (``--op new``) allowing ``LOGIN_RETRIES`` login attempts, so that iscsid gives up
+  before the login's timeout kills iscsiadm; CHAP written into that record (0600, never in
+  argv: see ``kvmpool.host.iscsiadm``); ``--login``. A failed login deletes the record
+  again, so no password is left on disk.
 - stop: ``--logout``, then the node record is deleted (libvirt keeps it, with the CHAP
   password in clear; kvmpool does not leave it behind).
 - check: a session to the target exists (``iscsiadm --mode session``).
@@ -15,6 +18,10 @@ sequence with a fake runner). As libvirt's ``storage_backend_iscsi.c``:
   volume ``unit:<channel>:<id>:<lun>``, its path the stable link in the pool's target
   directory (default ``/dev/disk/by-path``; LUs without one are skipped, as libvirt does),
   sizes from sysfs. Pool capacity = allocation = the sum, available 0.
+- a target that stopped answering: the kernel's session state (sysfs) is FAILED; refresh
+  and every volume lookup then fail at once with one line instead of rescanning or reading
+  (both would wait up to the replacement timeout). Nothing is changed: the kernel keeps
+  retrying, and a failed refresh makes the manager stop the pool (docs/iscsi.md).
 
 May run: iscsiadm (open-iscsi), udevadm settle.
 """
@@ -24,19 +31,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 
-from kvmpool import copy
+from kvmpool.backends import lun
 from kvmpool.backends.base import Context, CreateOptions, Overwrite
 from kvmpool.copy import Progress
-from kvmpool.errors import InvalidArgument, KvmpoolError, ToolMissing
+from kvmpool.errors import HostCommandFailed, InvalidArgument, KvmpoolError
 from kvmpool.fileio import atomic_write
-from kvmpool.host import iscsiadm, udev
+from kvmpool.host import iscsiadm, nfs, udev
 from kvmpool.host.run import Completed
 from kvmpool.model import PoolDef, VolTarget, VolType, VolumeDef
 
 DEFAULT_TARGET = "/dev/disk/by-path"
 TIMEOUT = 30.0
+PROBE_TIMEOUT = 5.0  # connecting to the portal before a login
+# Login attempts iscsid makes (iscsid.conf: 8): 3 x login_timeout (15 s) stays within
+# iscsiadm.LOGIN_TIMEOUT.
+LOGIN_RETRIES = 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +75,7 @@ def where(pool: PoolDef) -> Where:
 class IscsiBackend:
     nodes_dirs: tuple[str, ...] = iscsiadm.NODES_DIRS
     sys_block = "/sys/block"
+    sys_session = "/sys/class/iscsi_session"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -74,8 +85,14 @@ class IscsiBackend:
     def _run(self, argv: list[str], what: str, *, changes: bool = True,
              ok: tuple[int, ...] = (0,), timeout: float = TIMEOUT,
              secrets: tuple[str, ...] = ()) -> Completed:
-        result = self.ctx.runner.run(argv, changes=changes, check=False, timeout=timeout,
-                                     secrets=secrets)
+        try:
+            result = self.ctx.runner.run(argv, changes=changes, check=False, timeout=timeout,
+                                         secrets=secrets)
+        except HostCommandFailed as err:
+            if err.returncode is not None:
+                raise
+            raise KvmpoolError(f"{what}: no answer within {timeout:g} s",
+                               hint="check the target, the network and iscsid") from None
         if result.returncode not in ok:
             stderr = result.stderr
             for secret in secrets:
@@ -117,6 +134,13 @@ class IscsiBackend:
             self._run(argv, f"cannot set CHAP for iSCSI target {w.target}",
                       secrets=(password,))
 
+    @staticmethod
+    def _probe(w: Where) -> None:
+        """A portal nobody listens on would keep iscsid retrying for a minute: say so now."""
+        nfs.probe(w.host, w.port or iscsiadm.DEFAULT_PORT, what="iSCSI", timeout=PROBE_TIMEOUT,
+                  hint="check the host and port, and that the target is running; "
+                       "nothing was changed")
+
     # ------------------------------------------------------------ core
 
     def check(self, pool: PoolDef) -> bool:
@@ -129,6 +153,7 @@ class IscsiBackend:
         w = where(pool)
         if self._sid(w) is not None:
             return
+        self._probe(w)
         what = f"cannot log in to iSCSI target {w.target} at {w.portal}"
         iface = "default"
         if w.initiator is not None:
@@ -138,6 +163,11 @@ class IscsiBackend:
         new = iscsiadm.node_new_argv(w.portal, w.target)
         self._run(new + (["--interface", iface] if w.initiator else []), what, ok=(0, 15))
         try:
+            # iscsid gives up by itself before our timeout kills iscsiadm (a killed
+            # iscsiadm leaves iscsid retrying, and a late login would be a leaked session)
+            self._run(iscsiadm.node_update_argv(w.portal, w.target,
+                                                "node.session.initial_login_retry_max",
+                                                str(LOGIN_RETRIES)), what)
             chap = self._chap(pool)
             if chap is not None:
                 self._set_chap(w, iface, *chap)
@@ -170,16 +200,22 @@ class IscsiBackend:
             raise KvmpoolError(f"no iSCSI session to target {w.target}",
                                hint=f"restart the pool: kvmpool pool-destroy {pool.name}; "
                                     f"kvmpool pool-start {pool.name}")
+        # A session whose target stopped answering is FAILED: the kernel holds its I/O (and
+        # a rescan's) until the target is back or replacement_timeout ends. Say so at once.
+        self._require_answering(pool, w, sid, self._session_state(sid), refresh=rescan)
         what = f"cannot scan iSCSI target {w.target}"
         if rescan:
             self._run(iscsiadm.rescan_argv(sid), what, changes=False)
             udev.settle(self.ctx.runner)
         detail = self._run(["iscsiadm", "--mode", "session", "-r", str(sid), "-P", "3"],
                            what, changes=False)
+        sessions = iscsiadm.parse_session_detail(detail.stdout)
+        for session in sessions:
+            self._require_answering(pool, w, sid, session.state, refresh=rescan)
         target_dir = pool.target.path or DEFAULT_TARGET
         links = self._links(target_dir)
         vols = []
-        for session in iscsiadm.parse_session_detail(detail.stdout):
+        for session in sessions:
             for lu in session.lus:
                 if lu.disk is None:
                     continue
@@ -191,6 +227,29 @@ class IscsiBackend:
                                       type=VolType.BLOCK, key=path, capacity=size,
                                       allocation=size, target=VolTarget(path=path)))
         return vols
+
+    def _session_state(self, sid: int) -> str | None:
+        """The kernel's state of session ``sid`` (LOGGED_IN, FAILED, FREE), None if unknown."""
+        try:
+            with open(os.path.join(self.sys_session, f"session{sid}", "state"),
+                      encoding="ascii") as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
+    @staticmethod
+    def _require_answering(pool: PoolDef, w: Where, sid: int, state: str | None, *,
+                           refresh: bool) -> None:
+        if state is None or state == "LOGGED_IN":
+            return
+        if refresh:  # the manager stops a pool whose refresh fails (libvirt's rule)
+            hint = (f"check the target and the network; a failed refresh stops the pool: "
+                    f"kvmpool pool-start {pool.name} once the target answers")
+        else:
+            hint = (f"check the target and the network; the kernel keeps retrying; "
+                    f"to give up and log out: kvmpool pool-destroy {pool.name}")
+        raise KvmpoolError(f"iSCSI target {w.target} at {w.portal} does not answer "
+                           f"(session {sid} is {state})", hint=hint)
 
     @staticmethod
     def _links(target_dir: str) -> dict[str, str]:
@@ -233,27 +292,4 @@ class IscsiBackend:
     def wipe_volume(
         self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
     ) -> None:
-        """zero in-process; scrub's patterns with scrub; no trim (libvirt has none either)."""
-        path = vol.target.path
-        if path is None:
-            raise KvmpoolError(f"volume '{vol.name}' has no path")
-        if algorithm == "trim":
-            raise InvalidArgument("'trim' algorithm not supported",
-                                  hint="use --algorithm zero")
-        if not self.ctx.runner.change(f"wipe {path} ({algorithm})"):
-            return
-        if algorithm == "zero":
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            return
-        if shutil.which("scrub") is None:
-            raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
-        self.ctx.runner.run(["scrub", "-f", "-p", algorithm, path], timeout=24 * 3600)
-
-
-def _quiet(_done: int) -> None:
-    """No progress to show."""
+        lun.wipe(self.ctx, vol, algorithm, progress)

@@ -1,0 +1,44 @@
+"""Helpers shared by the backends whose volumes are block devices the pool lists but does not
+own (iscsi LUNs, multipath maps): the device is written in place, never created or removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from kvmpool import copy
+from kvmpool.backends.base import Context
+from kvmpool.copy import Progress
+from kvmpool.errors import InvalidArgument, KvmpoolError, ToolMissing
+from kvmpool.model import VolumeDef
+
+
+def wipe(ctx: Context, vol: VolumeDef, algorithm: str, progress: Progress | None) -> None:
+    """vol-wipe of a whole block device: zero in-process, scrub's patterns with scrub, no
+    trim (libvirt has none for these pools either).
+
+    May run: scrub.
+    """
+    path = vol.target.path
+    if path is None:
+        raise KvmpoolError(f"volume '{vol.name}' has no path")
+    if algorithm == "trim":
+        raise InvalidArgument("'trim' algorithm not supported", hint="use --algorithm zero")
+    if not ctx.runner.change(f"wipe {path} ({algorithm})"):
+        return
+    if algorithm == "zero":
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+    if shutil.which("scrub") is None:
+        raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
+    ctx.runner.run(["scrub", "-f", "-p", algorithm, path], timeout=24 * 3600)
+
+
+def _quiet(_done: int) -> None:
+    """No progress to show."""
