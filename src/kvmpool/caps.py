@@ -71,6 +71,9 @@ TABLE: dict[PoolType, TypeCaps] = {
     # LUNs through QEMU's initiator: data moves with qemu-img; zero is libvirt's one wipe here.
     PoolType.ISCSI_DIRECT: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=("zero",)),  # noqa: E501
     PoolType.ISCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
+    # SCSI LUNs: listed, written in place; no trim (libvirt neither).
+    PoolType.SCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=WIPE_ALGORITHMS[:-1]),  # noqa: E501
+    PoolType.MPATH: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
     # Ceph images: raw only, no pool build/delete (the Ceph admin's job), wipe zero/trim.
     PoolType.RBD: TypeCaps(frozenset(Ability) - {Ability.BUILD, Ability.DELETE}, ("raw",), True, wipe_algorithms=("zero", "trim")),  # noqa: E501
 }

@@ -23,6 +23,8 @@ _REGISTRY: dict[PoolType, str] = {
     PoolType.ISCSI_DIRECT: "kvmpool.backends.iscsi_direct:IscsiDirectBackend",
     PoolType.ISCSI: "kvmpool.backends.iscsi:IscsiBackend",  # untested without the VM tier
     PoolType.RBD: "kvmpool.backends.rbd:RbdBackend",
+    PoolType.SCSI: "kvmpool.backends.scsi:ScsiBackend",
+    PoolType.MPATH: "kvmpool.backends.mpath:MpathBackend",
 }
 
 
