@@ -19,7 +19,8 @@ As libvirt's ``storage_backend_scsi.c``; the sysfs side is ``kvmpool.host.scsi``
   takes ``/dev/sdX`` as it is), key = ``scsi_id`` of that path (an fc_host LUN:
   ``<serial>_PORT<target port>``; the path when scsi_id has nothing), sizes from sysfs.
   Pool capacity = allocation = the sum, available 0.
-- wipe: zeros written in-process, scrub's patterns with scrub (no trim: caps.TABLE).
+- wipe: ``backends.lun.wipe``: zeros written in-process, scrub's patterns with scrub (no
+  trim: caps.TABLE).
   upload/download: the manager's block-device path.
 
 May run: udevadm settle, /lib/udev/scsi_id, scrub; writes /sys/class/scsi_host/hostN/scan.
@@ -29,12 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 
-from kvmpool import copy
+from kvmpool.backends import lun
 from kvmpool.backends.base import Context, CreateOptions, Overwrite
 from kvmpool.copy import Progress
-from kvmpool.errors import InvalidArgument, InvalidState, KvmpoolError, NotFound, ToolMissing
+from kvmpool.errors import InvalidArgument, InvalidState, KvmpoolError, NotFound
 from kvmpool.host import scsi, udev
 from kvmpool.model import Adapter, PoolDef, VolTarget, VolType, VolumeDef
 
@@ -196,28 +196,9 @@ class ScsiBackend:
     def wipe_volume(
         self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
     ) -> None:
-        """zero in-process over the whole LUN; scrub's patterns with scrub."""
-        path = vol.target.path
-        if path is None:
-            raise KvmpoolError(f"volume '{vol.name}' has no path")
-        if not self.ctx.runner.change(f"wipe {path} ({algorithm})"):
-            return
-        if algorithm == "zero":
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            except OSError as err:  # a CD/DVD LU, a device gone
-                raise KvmpoolError(f"cannot open {path} for writing: {err.strerror}",
-                                   hint="only a writable LUN can be wiped") from None
-            try:
-                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            return
-        if shutil.which("scrub") is None:
-            raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
-        self.ctx.runner.run(["scrub", "-f", "-p", algorithm, path], timeout=24 * 3600)
-
-
-def _quiet(_done: int) -> None:
-    """No progress to show."""
+        """The whole LUN, as every pool of listed LUNs (``backends.lun``)."""
+        try:
+            lun.wipe(self.ctx, vol, algorithm, progress)
+        except OSError as err:  # a CD/DVD LU, a device gone, an I/O error
+            raise KvmpoolError(f"cannot wipe {vol.target.path}: {err.strerror}",
+                               hint="only a writable LUN can be wiped") from None
