@@ -6,8 +6,12 @@ manage one set of volumes; define and pool-create refuse it, naming the first po
 
 from __future__ import annotations
 
-from kvmpool.host import scsi
+from typing import TYPE_CHECKING
+
 from kvmpool.model import Adapter, PoolDef, PoolType
+
+if TYPE_CHECKING:
+    from kvmpool.host.scsi import Sysfs
 
 
 def same_source(a: PoolDef, b: PoolDef) -> bool:
@@ -36,8 +40,7 @@ def same_source(a: PoolDef, b: PoolDef) -> bool:
     return False
 
 
-def same_adapter(a: Adapter | None, b: Adapter | None,
-                 sysfs: scsi.Sysfs | None = None) -> bool:
+def same_adapter(a: Adapter | None, b: Adapter | None, sysfs: Sysfs | None = None) -> bool:
     """scsi pools: two fc_host adapters with the same wwnn and wwpn; two scsi_host adapters
     with the same parent PCI address and unique_id, or naming the same host (``host3`` and
     ``scsi_host3``; a parentaddr is looked up in sysfs); an fc_host whose ``parent`` or
@@ -45,6 +48,8 @@ def same_adapter(a: Adapter | None, b: Adapter | None,
     (libvirt neither)."""
     if a is None or b is None:
         return False
+    from kvmpool.host import scsi  # sysfs code: only scsi pools need it, at define time
+
     sysfs = sysfs or scsi.Sysfs()
     if a.type == "fc_host" and b.type == "fc_host":
         return scsi.same_wwn(a.wwnn or "", b.wwnn or "") and scsi.same_wwn(a.wwpn or "",
@@ -64,7 +69,9 @@ def same_adapter(a: Adapter | None, b: Adapter | None,
     return sysfs.fc_host_by_wwn(fc.wwnn or "", fc.wwpn or "") == host
 
 
-def _scsi_host(adapter: Adapter, sysfs: scsi.Sysfs) -> int | None:
+def _scsi_host(adapter: Adapter, sysfs: Sysfs) -> int | None:
+    from kvmpool.host import scsi
+
     if adapter.parent_address is None:
         return scsi.host_number(adapter.name or "")
     p = adapter.parent_address

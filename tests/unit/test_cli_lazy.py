@@ -44,6 +44,9 @@ def test_a_volume_command_imports_only_its_module() -> None:
     assert "kvmpool.cli.volumes" in loaded
     assert not {"kvmpool.cli.pools", "kvmpool.cli.volume_ops", "kvmpool.cli.secrets",
                 "kvmpool.cli.serve", "kvmpool.cli.discovery"} & loaded
+    # nor the code of pool types it does not touch
+    assert not {"kvmpool.host.scsi", "kvmpool.host.multipath", "kvmpool.host.lvm",
+                "kvmpool.backends.rbd", "kvmpool.xml.rng", "ctypes"} & loaded
 
 
 def test_help_lists_every_command() -> None:
