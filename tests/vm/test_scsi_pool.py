@@ -2,9 +2,8 @@
 
 scsi_debug makes a SCSI host on a pseudo bus with RAM-backed disks (every LUN shares one
 16 MiB store) whose VPD ids give udev its /dev/disk/by-id links (it gets no by-path link:
-no PCI parent). The ``parentaddr`` form needs a SCSI host on a PCI device: that test runs
-when the VM has one (``tests/vm/run --qemu-opt=-device --qemu-opt=virtio-scsi-pci
-tests/vm/test_scsi_pool.py``) and is skipped, saying so, otherwise.
+no PCI parent). The ``parentaddr`` form needs a SCSI host on a PCI device: tests/vm/run
+attaches an empty virtio-scsi-pci controller to every VM for it.
 """
 
 from __future__ import annotations
@@ -173,8 +172,8 @@ def test_pool_by_parent_pci_address(kvmpool: Kvmpool, scsi_debug: int,
                                     tmp_path: Path) -> None:
     hosts = _pci_hosts()
     if not hosts:
-        pytest.skip("no SCSI host on a PCI device in this VM: run with --qemu-opt=-device "
-                    "--qemu-opt=virtio-scsi-pci")
+        pytest.fail("no SCSI host on a PCI device in this VM: tests/vm/run should attach "
+                    "a virtio-scsi-pci controller")
     host, address, unique_id = hosts[0]
     domain, bus, rest = address.split(":")
     slot, function = rest.split(".")
