@@ -178,7 +178,11 @@ def test_a_target_that_disappears(kvmpool: Kvmpool, target: Tgtd, tmp_path: Path
             assert len(err.strip().splitlines()) == 1 and where in err, (argv, err)
             assert "is FAILED) (hint: check the target and the network; the kernel keeps " \
                    "retrying; to give up and log out: kvmpool pool-destroy gone)" in err, err
+        err = kvmpool("pool-info", "gone", ok=False).err  # sizes need a refresh
+        assert len(err.strip().splitlines()) == 1 and where in err, err
         assert _session_state(iqn) == "FAILED"  # untouched: it may still come back
+        rows = [ln.split() for ln in kvmpool("pool-list", "--all").out.splitlines()]
+        assert ["gone", "active", "no"] in rows, rows  # still active
         started = time.monotonic()
         kvmpool("pool-destroy", "gone")
         with capfd.disabled():
@@ -215,8 +219,9 @@ def test_refresh_of_a_pool_whose_target_is_gone(kvmpool: Kvmpool, target: Tgtd,
         assert time.monotonic() - started < 30
         assert len(err.strip().splitlines()) == 1, err
         assert f"iSCSI target {iqn} at 127.0.0.1:{tgt.port},1 does not answer" in err, err
-        assert "a failed refresh stops the pool: kvmpool pool-start gone once the target " \
-               "answers" in err, err
+        assert err.endswith("(hint: check the target and the network; a failed pool-refresh "
+                            "logs out and stops the pool; kvmpool pool-start gone logs in "
+                            "again)\n"), err
         assert iqn not in _sessions()
         assert not list(Path("/etc/iscsi/nodes").glob(f"{iqn}*"))
         assert "inactive" in kvmpool("pool-info", "gone").out

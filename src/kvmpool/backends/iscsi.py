@@ -242,9 +242,10 @@ class IscsiBackend:
                            refresh: bool) -> None:
         if state is None or state == "LOGGED_IN":
             return
-        if refresh:  # the manager stops a pool whose refresh fails (libvirt's rule)
-            hint = (f"check the target and the network; a failed refresh stops the pool: "
-                    f"kvmpool pool-start {pool.name} once the target answers")
+        if refresh:  # pool-refresh, pool-info: the manager stops a pool whose pool-refresh
+            # fails (libvirt's rule)
+            hint = (f"check the target and the network; a failed pool-refresh logs out and "
+                    f"stops the pool; kvmpool pool-start {pool.name} logs in again")
         else:
             hint = (f"check the target and the network; the kernel keeps retrying; "
                     f"to give up and log out: kvmpool pool-destroy {pool.name}")
