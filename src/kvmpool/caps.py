@@ -34,6 +34,10 @@ class Ability(StrEnum):
 WIPE_ALGORITHMS = ("zero", "nnsa", "dod", "bsi", "gutmann", "schneier", "pfitzner7",
                    "pfitzner33", "random", "trim")
 
+# Block devices a pool lists but does not own (LUNs, multipath maps): no trim (libvirt's
+# wipe of these has none either).
+LUN_WIPE_ALGORITHMS = tuple(a for a in WIPE_ALGORITHMS if a != "trim")
+
 FILE_FORMATS = ("raw", "qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx", "dir")
 # Formats a file pool can create with qemu-img (raw and dir are made in-process).
 QEMU_IMG_FORMATS = frozenset({"qcow2", "qcow", "qed", "vmdk", "vpc", "vdi", "vhdx"})
@@ -70,10 +74,10 @@ TABLE: dict[PoolType, TypeCaps] = {
     PoolType.LOGICAL: TypeCaps(frozenset(Ability), (), True),
     # LUNs through QEMU's initiator: data moves with qemu-img; zero is libvirt's one wipe here.
     PoolType.ISCSI_DIRECT: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=("zero",)),  # noqa: E501
-    PoolType.ISCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
+    PoolType.ISCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=LUN_WIPE_ALGORITHMS),  # noqa: E501
     # SCSI LUNs: listed, written in place; no trim (libvirt neither).
-    PoolType.SCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=WIPE_ALGORITHMS[:-1]),  # noqa: E501
-    PoolType.MPATH: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True),
+    PoolType.SCSI: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=LUN_WIPE_ALGORITHMS),  # noqa: E501
+    PoolType.MPATH: TypeCaps(frozenset({Ability.WIPE, Ability.UPLOAD, Ability.DOWNLOAD}), (), True, wipe_algorithms=LUN_WIPE_ALGORITHMS),  # noqa: E501
     # Ceph images: raw only, no pool build/delete (the Ceph admin's job), wipe zero/trim.
     PoolType.RBD: TypeCaps(frozenset(Ability) - {Ability.BUILD, Ability.DELETE}, ("raw",), True, wipe_algorithms=("zero", "trim")),  # noqa: E501
 }

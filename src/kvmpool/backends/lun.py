@@ -10,21 +10,19 @@ import shutil
 from kvmpool import copy
 from kvmpool.backends.base import Context
 from kvmpool.copy import Progress
-from kvmpool.errors import InvalidArgument, KvmpoolError, ToolMissing
+from kvmpool.errors import KvmpoolError, ToolMissing
 from kvmpool.model import VolumeDef
 
 
 def wipe(ctx: Context, vol: VolumeDef, algorithm: str, progress: Progress | None) -> None:
-    """vol-wipe of a whole block device: zero in-process, scrub's patterns with scrub, no
-    trim (libvirt has none for these pools either).
+    """vol-wipe of a whole block device: zero in-process, scrub's patterns with scrub
+    (caps.LUN_WIPE_ALGORITHMS: no trim, libvirt has none for these pools either).
 
     May run: scrub.
     """
     path = vol.target.path
     if path is None:
         raise KvmpoolError(f"volume '{vol.name}' has no path")
-    if algorithm == "trim":
-        raise InvalidArgument("'trim' algorithm not supported", hint="use --algorithm zero")
     if not ctx.runner.change(f"wipe {path} ({algorithm})"):
         return
     if algorithm == "zero":
