@@ -145,11 +145,17 @@ def _pv_image(path: Path, text: bytes, *, offset: int, mda_size: int = 8192,
     path.write_bytes(bytes(image))
 
 
-@pytest.mark.parametrize("offset", [512, 8192 - 100])  # the second one wraps
-def test_metadata_read_from_a_pv_image(tmp_path: Path, offset: int) -> None:
+@pytest.mark.parametrize(("offset", "mda_size"), [
+    (512, 8192),  # in the first read of the device
+    (8192 - 100, 8192),  # wraps round to the start of the circular buffer
+    (65536 - 4096, 65536),  # past the first read
+    (65536 - 100, 65536),  # past it, and wrapping
+])
+def test_metadata_read_from_a_pv_image(tmp_path: Path, offset: int, mda_size: int) -> None:
     image = tmp_path / "pv.img"
-    _pv_image(image, METADATA.encode() + b"\0", offset=offset)
+    _pv_image(image, METADATA.encode() + b"\0", offset=offset, mda_size=mda_size)
     meta = lvmdisk.vg_metadata(str(image))
     assert meta is not None and meta.name == "vg-0" and "lin" in meta.lvs
-    _pv_image(image, METADATA.encode() + b"\0", offset=offset, bad_crc=True)
+    _pv_image(image, METADATA.encode() + b"\0", offset=offset, mda_size=mda_size,
+              bad_crc=True)
     assert lvmdisk.vg_metadata(str(image)) is None

@@ -150,8 +150,24 @@ def read_label(device: str) -> PvLabel | None:
         os.close(fd)
 
 
-def _metadata_text(fd: int, mda_offset: int, mda_size: int) -> str | None:
-    header = _read(fd, mda_offset, _MDA_HEADER_SIZE)
+class _Device:
+    """Reads of one device, its first ``_HEAD`` bytes read once: the label, the usual
+    metadata area header (at 4 KiB) and often the metadata itself come with that read."""
+
+    _HEAD = 16384
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.head = _read(fd, 0, self._HEAD)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset + length <= len(self.head):
+            return self.head[offset:offset + length]
+        return _read(self.fd, offset, length)
+
+
+def _metadata_text(dev: _Device, mda_offset: int, mda_size: int) -> str | None:
+    header = dev.read(mda_offset, _MDA_HEADER_SIZE)
     if len(header) < _MDA_HEADER_SIZE or header[4:20] != _MDA_MAGIC:
         return None
     checksum, = struct.unpack_from("<I", header, 0)
@@ -164,9 +180,9 @@ def _metadata_text(fd: int, mda_offset: int, mda_size: int) -> str | None:
             or not _MDA_HEADER_SIZE <= offset < size:
         return None
     first = min(length, size - offset)  # the buffer is circular: it may wrap to its start
-    text = _read(fd, start + offset, first)
+    text = dev.read(start + offset, first)
     if first < length:
-        text += _read(fd, start + _MDA_HEADER_SIZE, length - first)
+        text += dev.read(start + _MDA_HEADER_SIZE, length - first)
     if len(text) != length or lvm_crc(text) != text_crc:
         return None
     return text.rstrip(b"\0").decode("utf-8", "replace")
@@ -178,9 +194,10 @@ def vg_metadata(device: str) -> VgMetadata | None:
     if fd is None:
         return None
     try:
-        label = parse_label(_read(fd, 0, 4 * SECTOR))
+        dev = _Device(fd)
+        label = parse_label(dev.head[:4 * SECTOR])
         for mda_offset, mda_size in label.mdas if label is not None else ():
-            text = _metadata_text(fd, mda_offset, mda_size)
+            text = _metadata_text(dev, mda_offset, mda_size)
             if text is not None:
                 return parse_metadata(text)
     except OSError:
