@@ -243,6 +243,16 @@ def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str
     assert runner.history == []
     assert sorted(fast_list, key=lambda v: v.name) == sorted(
         (backend._describe(pool, lv) for lv in lvm.lvs("fastvg")), key=lambda v: v.name)
+    # a pool adopting the VG without naming a device finds a PV through an active LV
+    adopted = parse_pool("<pool type='logical'><name>q</name><source><name>fastvg</name>"
+                         "</source></pool>")
+    assert lvmdisk.pv_of_active_lv("fastvg") in (dev, dev2)
+    assert backend.check(adopted) and backend.volume(adopted, "nope") is None
+    assert runner.history == []
+    # pool-info's refresh: the VG's sizes from one vgs, the check done without pvs
+    sized = backend.refresh(pool)
+    assert [c.argv[0] for c in runner.history] == ["vgs"]
+    assert sized.capacity == lvm.vg("fastvg").size
     # anything else goes to lvs: an origin with a snapshot, a thin LV, an inactive LV
     lvm.create_snapshot("fastvg", "a", "s", 4 * MiB)
     lvm.create_thin_pool("fastvg", "tp", 16 * MiB)
@@ -262,3 +272,4 @@ def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str
     lvm.vgremove("fastvg")
     assert lvmdisk.vg_metadata(dev) is None and lvmdisk.vg_metadata(dev2) is None
     assert not backend.check(pool)
+    assert lvmdisk.pv_of_active_lv("fastvg") is None and not backend.check(adopted)

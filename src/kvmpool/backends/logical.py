@@ -120,10 +120,15 @@ class LogicalBackend:
 
     def _metadata(self, pool: PoolDef) -> lvmdisk.VgMetadata | None:
         """The VG's metadata as one of the pool's source devices holds it (no lvm command);
-        None for a pool without source devices or when it cannot be read for sure."""
+        for a pool without source devices (an adopted VG), as the PV under one of its
+        active LVs holds it. None when it cannot be read for sure."""
         vg = vg_of(pool)
-        for dev in pool.source.devices:
-            meta = lvmdisk.vg_metadata(dev.path)
+        devices = [d.path for d in pool.source.devices]
+        if not devices:
+            pv = lvmdisk.pv_of_active_lv(vg)
+            devices = [pv] if pv is not None else []
+        for dev in devices:
+            meta = lvmdisk.vg_metadata(dev)
             if meta is not None and meta.name == vg:
                 return meta
         return None
@@ -227,7 +232,8 @@ class LogicalBackend:
     def refresh(self, pool: PoolDef) -> PoolDef:
         """VG size and free space; for a thin-bound pool also what is provisioned against
         what the thin pool really holds, with its data and metadata fill."""
-        self._check_devices(pool)
+        if self._metadata(pool) is None:  # else the check passed without lvm
+            self._check_devices(pool)
         info = self.lvm.vg(vg_of(pool))
         pool = dataclasses.replace(pool, capacity=info.size, available=info.free,
                                    allocation=info.size - info.free)

@@ -346,3 +346,23 @@ def active_linear_lv(vg: str, lv: str) -> ActiveLv | None:
         extents.append((pv, offset, length * SECTOR))
     return ActiveLv(uuid=format_uuid(uuid.group(1)), size=sum(e[2] for e in extents),
                     extents=tuple(extents))
+
+
+def pv_of_active_lv(vg: str, tries: int = 4) -> str | None:
+    """A PV of ``vg`` found through one of its active LVs (``/dev/VG/*``, whose device-mapper
+    device lies on it); None when the VG has no active LV on a plain device. Only a hint:
+    the metadata read from it must still name the VG."""
+    try:
+        names = sorted(os.listdir(f"/dev/{vg}"))[:tries]
+    except OSError:
+        return None
+    for name in names:
+        try:
+            rdev = os.stat(f"/dev/{vg}/{name}").st_rdev
+            slaves = sorted(os.listdir(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/slaves"))
+        except OSError:
+            continue
+        plain = [s for s in slaves if not s.startswith("dm-") and "/" not in s]
+        if plain:
+            return f"/dev/{plain[0]}"
+    return None
