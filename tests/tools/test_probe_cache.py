@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -55,3 +56,27 @@ def test_vmdk_extents_are_not_volumes(tmp_path: Path) -> None:
     assert [v.name for v in vols] == ["d.vmdk"]
     everything = sum(p.stat().st_blocks * 512 for p in pool.iterdir())
     assert vols[0].allocation == everything
+
+
+def test_identical_results_are_stored_once_and_bad_indexes_are_not_trusted(
+        tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    _img(pool / "base.qcow2", "qcow2", "16M")
+    for i in range(20):
+        (pool / f"copy{i}.qcow2").write_bytes((pool / "base.qcow2").read_bytes())
+    _img(pool / "plain.img", "raw", "8M")
+    cache_file = tmp_path / "cache.json"
+    first = files.scan(str(pool), details=True, cache=ProbeCache(str(cache_file)))
+    data = json.loads(cache_file.read_text())
+    assert len(data["files"]) == 22 and len(data["infos"]) == 2
+    cached = files.scan(str(pool), details=True, cache=ProbeCache(str(cache_file)))
+    assert sorted(first, key=lambda v: v.name) == sorted(cached, key=lambda v: v.name)
+    # an index that points nowhere: that file is probed again, the others still served
+    data["files"]["plain.img"][4] = 99
+    cache_file.write_text(json.dumps(data))
+    cache = ProbeCache(str(cache_file))
+    assert cache.get("plain.img", os.stat(pool / "plain.img")) is None
+    assert cache.get("copy3.qcow2", os.stat(pool / "copy3.qcow2")) is not None
+    again = {v.name: v for v in files.scan(str(pool), details=True, cache=cache)}
+    assert again["plain.img"].target.format == "raw" and again["plain.img"].capacity == 8 << 20

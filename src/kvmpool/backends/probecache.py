@@ -18,7 +18,7 @@ from typing import Any
 from kvmpool.fileio import atomic_write
 from kvmpool.formats import BackingRef, ImageInfo
 
-_VERSION = 2  # 2: trailing default fields left out of each entry
+_VERSION = 3  # 2: trailing default fields left out; 3: each distinct result stored once
 # ImageInfo's fields after format and capacity, in the order stored, with their defaults.
 _DEFAULTS: list[Any] = [None, None, None, None, False, False, None, None, [], None, None]
 
@@ -52,10 +52,16 @@ def _decode(v: list[Any]) -> ImageInfo:
 
 
 class ProbeCache:
+    """The cache of one pool. On disk: each distinct probe result once (``infos``), and
+    per file its stat key and the index of its result (``files``): a pool of thousands of
+    copies of a few kinds of image loads, and decodes, only those few results."""
+
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self.old: dict[str, list[Any]] = {}
-        self.new: dict[str, list[Any]] = {}
+        self.old: dict[str, list[Any]] = {}  # name -> [ino, size, mtime_ns, ctime_ns, index]
+        self.infos: list[list[Any]] = []  # encoded results, as stored
+        self.decoded: dict[int, ImageInfo] = {}
+        self.new: dict[str, tuple[list[int], ImageInfo]] = {}
         self.changed = False
         if path is None:
             return
@@ -64,32 +70,42 @@ class ProbeCache:
                 data = json.load(f)
             if isinstance(data, dict) and data.get("version") == _VERSION:
                 self.old = data["files"]
+                self.infos = data["infos"]
         except (OSError, ValueError, KeyError, TypeError):
-            self.old = {}
+            self.old, self.infos = {}, []
 
     def get(self, name: str, st: os.stat_result) -> ImageInfo | None:
         entry = self.old.get(name)
         if entry is None:
             return None
         try:
-            key = entry[0]
-            if (key[0] != st.st_ino or key[1] != st.st_size or key[2] != st.st_mtime_ns
-                    or key[3] != st.st_ctime_ns):
+            if (entry[0] != st.st_ino or entry[1] != st.st_size or entry[2] != st.st_mtime_ns
+                    or entry[3] != st.st_ctime_ns):
                 return None
-            info = _decode(entry[1])
+            index = entry[4]
+            info = self.decoded.get(index)
+            if info is None:
+                if not 0 <= index < len(self.infos):
+                    return None
+                info = self.decoded[index] = _decode(self.infos[index])
         except (IndexError, TypeError, KeyError):
             return None
-        self.new[name] = entry
+        self.new[name] = (entry[:4], info)
         return info
 
     def put(self, name: str, st: os.stat_result, info: ImageInfo) -> None:
-        self.new[name] = [_key(st), _encode(info)]
+        self.new[name] = (_key(st), info)
         self.changed = True
 
     def save(self) -> None:
         """Write what this scan saw (files gone since are dropped). Errors are ignored."""
         if self.path is None or not (self.changed or self.new.keys() != self.old.keys()):
             return
+        index: dict[ImageInfo, int] = {}
+        files = {}
+        for name, (key, info) in self.new.items():
+            files[name] = [*key, index.setdefault(info, len(index))]
+        infos = [_encode(info) for info in index]
         with contextlib.suppress(OSError):
-            atomic_write(self.path, json.dumps({"version": _VERSION, "files": self.new},
-                                               separators=(",", ":")))
+            atomic_write(self.path, json.dumps({"version": _VERSION, "infos": infos,
+                                                "files": files}, separators=(",", ":")))
