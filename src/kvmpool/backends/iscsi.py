@@ -276,11 +276,7 @@ class IscsiBackend:
     def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
         """By name (``unit:C:I:L``), key or path, or the link's name in the target directory
         (the manager's lookup by path)."""
-        for vol in self._volumes(pool):
-            path = vol.target.path or ""
-            if name in (vol.name, vol.key, path, os.path.basename(path)):
-                return vol
-        return None
+        return lun.find(self._volumes(pool), name)
 
     def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None:
         raise AssertionError("caps.TABLE forbids creating iscsi volumes")

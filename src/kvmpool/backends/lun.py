@@ -6,12 +6,23 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 
 from kvmpool import copy
 from kvmpool.backends.base import Context
 from kvmpool.copy import Progress
 from kvmpool.errors import KvmpoolError, ToolMissing
 from kvmpool.model import VolumeDef
+
+
+def find(vols: Iterable[VolumeDef], name: str) -> VolumeDef | None:
+    """A listed volume by name, key or path, or by the link's or map's name in the target
+    directory (the manager looks a path up by its basename)."""
+    for vol in vols:
+        path = vol.target.path or ""
+        if name in (vol.name, vol.key, path, os.path.basename(path)):
+            return vol
+    return None
 
 
 def wipe(ctx: Context, vol: VolumeDef, algorithm: str, progress: Progress | None) -> None:
@@ -26,12 +37,16 @@ def wipe(ctx: Context, vol: VolumeDef, algorithm: str, progress: Progress | None
     if not ctx.runner.change(f"wipe {path} ({algorithm})"):
         return
     if algorithm == "zero":
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:  # a CD/DVD LU, a device gone, an I/O error
+            raise KvmpoolError(f"cannot wipe {path}: {err.strerror}",
+                               hint="only a writable LUN can be wiped") from None
         return
     if shutil.which("scrub") is None:
         raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")

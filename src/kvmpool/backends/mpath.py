@@ -73,11 +73,7 @@ class MpathBackend:
     def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
         """By name (``dm-N``), key or path, or the map's name (the manager's lookup by a
         path in ``/dev/mapper`` passes the basename)."""
-        for vol in self._volumes():
-            path = vol.target.path or ""
-            if name in (vol.name, vol.key, path, os.path.basename(path)):
-                return vol
-        return None
+        return lun.find(self._volumes(), name)
 
     def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None:
         raise AssertionError("caps.TABLE forbids creating mpath volumes")

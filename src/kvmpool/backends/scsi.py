@@ -179,11 +179,7 @@ class ScsiBackend:
     def volume(self, pool: PoolDef, name: str) -> VolumeDef | None:
         """By name (``unit:C:T:L``), key or path, or the link's name in the target directory
         (the manager's lookup by path)."""
-        for vol in self._volumes(pool):
-            path = vol.target.path or ""
-            if name in (vol.name, vol.key, path, os.path.basename(path)):
-                return vol
-        return None
+        return lun.find(self._volumes(pool), name)
 
     def create_volume(self, pool: PoolDef, vol: VolumeDef, options: CreateOptions) -> None:
         raise AssertionError("caps.TABLE forbids creating scsi volumes")
@@ -197,8 +193,4 @@ class ScsiBackend:
         self, pool: PoolDef, vol: VolumeDef, algorithm: str, progress: Progress | None
     ) -> None:
         """The whole LUN, as every pool of listed LUNs (``backends.lun``)."""
-        try:
-            lun.wipe(self.ctx, vol, algorithm, progress)
-        except OSError as err:  # a CD/DVD LU, a device gone, an I/O error
-            raise KvmpoolError(f"cannot wipe {vol.target.path}: {err.strerror}",
-                               hint="only a writable LUN can be wiped") from None
+        lun.wipe(self.ctx, vol, algorithm, progress)
