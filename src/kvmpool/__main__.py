@@ -1,5 +1,5 @@
 import sys
 
-from kvmpool.cli.main import main
+from kvmpool.cli.client import main
 
 sys.exit(main())

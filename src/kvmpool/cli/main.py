@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("find-storage-pool-sources", "find-storage-pool-sources-as"),
                     "discovery"),
     "serve": "serve",
+    "daemon": "daemon",
 }
 
 

@@ -1,0 +1,214 @@
+"""``kvmpool daemon``: a warm kvmpool process that command lines hand their work to.
+
+The protocol (see :mod:`kvmpool.cli.client`): the client sends a length-prefixed JSON
+request (argv, cwd, environment, umask, its package directory) with its stdin, stdout and
+stderr as SCM_RIGHTS descriptors. The daemon checks the peer's uid (SO_PEERCRED) and that
+the client runs this same kvmpool, unchanged since the daemon started (else it refuses and
+the client runs the command itself; a changed kvmpool also stops the daemon), then forks.
+The child takes the client's descriptors, directory, environment and umask, reports its
+pid (the client forwards Ctrl-C to it), runs the command as ``kvmpool.cli.main.main`` and
+reports its exit status. The daemon itself stays single-threaded, so forking is safe.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import importlib
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+
+import click
+
+from kvmpool.cli import client
+from kvmpool.cli.main import COMMANDS, Session, cli, pass_session
+
+MAX_REQUEST = 4 << 20
+
+
+@cli.command("daemon")
+@click.option("--socket", "path", metavar="PATH",
+              help="Listen here (default: /run/kvmpool/cli.sock as root, else in the "
+                   "user's runtime directory; also KVMPOOL_DAEMON_SOCKET).")
+@pass_session
+def daemon_command(session: Session, path: str | None) -> None:
+    """Keep kvmpool loaded: later commands of this user run in a fork of it (no start-up)."""
+    serve(path or client.socket_path(), quiet=session.quiet)
+
+
+def serve(path: str, *, quiet: bool = False) -> None:
+    for module in sorted(set(COMMANDS.values())):  # everything a command may need
+        importlib.import_module(f"kvmpool.cli.{module}")
+    importlib.import_module("kvmpool.manager")
+    importlib.import_module("kvmpool.backends.dir")
+    loaded = _kvmpool_files()
+    listener = _listen(path)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
+    signal.signal(signal.SIGTERM, _stop)
+    if not quiet:
+        print(f"kvmpool daemon: listening on {path}", flush=True)
+    try:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                if _serve_one(conn, loaded, quiet=quiet) == "stop":
+                    return
+    except KeyboardInterrupt:
+        return
+    finally:
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # leave the accept loop; the socket is removed on the way out
+
+
+def _listen(path: str) -> socket.socket:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a socket nobody listens on any more
+    else:
+        probe.close()
+        raise click.ClickException(f"a kvmpool daemon already listens on {path}")
+    finally:
+        probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    listener.listen(64)
+    return listener
+
+
+def _kvmpool_files() -> dict[str, int]:
+    """mtime of every kvmpool module loaded: a changed file means the daemon is stale."""
+    found = {}
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        source = getattr(module, "__file__", None)
+        if (name == "kvmpool" or name.startswith("kvmpool.")) and source:
+            with contextlib.suppress(OSError):
+                found[source] = os.stat(source).st_mtime_ns
+    return found
+
+
+def _unchanged(loaded: dict[str, int]) -> bool:
+    try:
+        return all(os.stat(f).st_mtime_ns == t for f, t in loaded.items())
+    except OSError:
+        return False
+
+
+def _serve_one(conn: socket.socket, loaded: dict[str, int], *, quiet: bool) -> str:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        return "refused"
+    fds: list[int] = []
+    try:
+        request, fds = _receive(conn)
+        if (request.get("package") != client.package_dir() or len(fds) != 3):
+            conn.sendall(client.REPLY.pack(client.REFUSED, 0))
+            return "refused"
+        if not _unchanged(loaded):
+            conn.sendall(client.REPLY.pack(client.REFUSED, 0))
+            if not quiet:
+                print("kvmpool daemon: kvmpool changed since it started; stopping", flush=True)
+            return "stop"
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            _child(conn, request, fds)
+        if not quiet:
+            words = request["argv"]
+            shown = " ".join(map(str, words)) if isinstance(words, list) else ""
+            print(f"kvmpool daemon: [{pid}] kvmpool {shown}", flush=True)
+        return "served"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "refused"
+    finally:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+    fds = array.array("i")
+    msg, ancdata, _flags, _addr = conn.recvmsg(4, socket.CMSG_SPACE(3 * fds.itemsize))
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if len(msg) != 4:
+        raise ValueError("short request")
+    (size,) = struct.unpack("=I", msg)
+    if size > MAX_REQUEST:
+        raise ValueError("request too large")
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ValueError("short request")
+        body += chunk
+    request = json.loads(body)
+    if not isinstance(request, dict):
+        raise ValueError("bad request")
+    return request, list(fds)
+
+
+def _child(conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+    code = 1
+    try:
+        os.setsid()  # not in the daemon's terminal session: signals come from the client
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess must wait for its children
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        umask, env, argv = request["umask"], request["env"], request["argv"]
+        assert isinstance(umask, int) and isinstance(env, dict) and isinstance(argv, list)
+        os.umask(umask)
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+        os.chdir(str(request["cwd"]))
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+        sys.stdout = _writer(1)
+        sys.stderr = _writer(2)
+        sys.argv = ["kvmpool", *map(str, argv)]
+        conn.sendall(client.REPLY.pack(client.PID, os.getpid()))
+        from kvmpool.cli.main import main
+
+        code = main(sys.argv[1:])
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    except BaseException:  # the child must always report its status and exit
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            conn.sendall(client.REPLY.pack(client.EXIT, code))
+        os._exit(code)
+
+
+def _writer(fd: int) -> io.TextIOWrapper:
+    raw = io.FileIO(fd, "w", closefd=False)
+    tty = raw.isatty()
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8",
+                            errors="backslashreplace", line_buffering=tty,
+                            write_through=tty)

@@ -1,0 +1,176 @@
+"""``kvmpool daemon``: commands run in a fork of a warm process, exactly as they run alone.
+
+Every command is run twice, through the daemon and with ``KVMPOOL_NO_DAEMON=1``, and the
+two results (exit status, stdout, stderr) must be equal; the daemon's log shows which
+commands it served.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kvmpool.cli import client, daemon
+
+pytestmark = pytest.mark.tools
+
+
+class Daemon:
+    def __init__(self, tmp: Path) -> None:
+        self.sock = tmp / "sock" / "cli.sock"
+        self.log = tmp / "daemon.log"
+        self.root = tmp / "root"
+        # the daemon's own KVMPOOL_ROOT is elsewhere: commands must use the client's
+        env = dict(os.environ, KVMPOOL_DAEMON_SOCKET=str(self.sock),
+                   KVMPOOL_ROOT=str(tmp / "not-this-root"))
+        self.proc = subprocess.Popen([sys.executable, "-m", "kvmpool", "daemon"], env=env,
+                                     stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not self.sock.exists():
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the daemon did not start"
+            time.sleep(0.05)
+
+    def run(self, *args: str, local: bool = False, cwd: Path | None = None,
+            data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        env = dict(os.environ, KVMPOOL_DAEMON_SOCKET=str(self.sock), KVMPOOL_ROOT=str(self.root))
+        if local:
+            env["KVMPOOL_NO_DAEMON"] = "1"
+        return subprocess.run([sys.executable, "-m", "kvmpool", *args], env=env, cwd=cwd,
+                              input=data, capture_output=True, check=False)
+
+    def both(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run through the daemon, then here: same status and output (or the check fails)."""
+        served = self.served()
+        warm = self.run(*args, cwd=cwd)
+        assert self.served() == served + 1, self.log.read_text()
+        cold = self.run(*args, local=True, cwd=cwd)
+        assert (warm.returncode, warm.stdout, warm.stderr) == (
+            cold.returncode, cold.stdout, cold.stderr)
+        return warm
+
+    def served(self) -> int:
+        return sum(1 for line in self.log.read_text().splitlines() if "] kvmpool " in line)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def d(tmp_path: Path) -> Iterator[Daemon]:
+    running = Daemon(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_commands_run_as_they_run_alone(d: Daemon, tmp_path: Path) -> None:
+    target = tmp_path / "pool"
+    target.mkdir()
+    assert d.run("pool-define-as", "p", "dir", "--target", str(target)).returncode == 0
+    d.run("pool-start", "p")
+    assert d.run("vol-create-as", "p", "a", "10M").stdout == b"Vol a created\n\n"
+    assert (target / "a").stat().st_size == 10 << 20  # the client's KVMPOOL_ROOT was used
+    d.both("vol-create-as", "p", "b", "1G", "--format", "qcow2", "--print-xml")
+    d.both("vol-list", "p", "--details")
+    d.both("pool-list", "--all")
+    d.both("vol-dumpxml", "a", "--pool", "p", "--json")
+    bad = d.both("vol-info", "nosuch", "--pool", "p")
+    assert bad.returncode == 1 and bad.stderr.count(b"\n") == 1
+    assert d.both("vol-create-as", "p", "x", "-5").returncode != 0
+    # the working directory, stdin and stdout are the client's
+    (tmp_path / "data").write_bytes(os.urandom(65536))
+    d.both("vol-upload", "a", "data", "--pool", "p", cwd=tmp_path)
+    assert (target / "a").read_bytes()[:65536] == (tmp_path / "data").read_bytes()
+    blob = os.urandom(4096)
+    assert d.run("vol-upload", "a", "-", "--pool", "p", data=blob).returncode == 0
+    out = d.run("vol-download", "a", "-", "--pool", "p", "--length", "4096").stdout
+    assert out == blob
+    assert d.served() >= 10
+
+
+def test_ctrl_c_reaches_the_command(d: Daemon, tmp_path: Path) -> None:
+    target = tmp_path / "pool"
+    target.mkdir()
+    d.run("pool-create-as", "p", "dir", "--target", str(target))
+    d.run("vol-create-as", "p", "v", "64M")
+    env = dict(os.environ, KVMPOOL_DAEMON_SOCKET=str(d.sock), KVMPOOL_ROOT=str(d.root))
+    served = d.served()
+    # an upload from a pipe that never ends: it runs until interrupted
+    proc = subprocess.Popen([sys.executable, "-m", "kvmpool", "vol-upload", "v", "-",
+                             "--pool", "p"], env=env, stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b"x" * 65536)
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    while d.served() == served:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker = int(d.log.read_text().splitlines()[-1].split("[")[1].split("]")[0])
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and err == b"error: interrupted\n"
+    for _ in range(100):  # the worker is gone too
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the daemon's worker outlived the interrupted command")
+
+
+def _raw_request(sock: Path, package: str) -> bytes:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(sock))
+    body = (b'{"argv": ["--version"], "cwd": "/", "env": {}, "umask": 18, '
+            b'"package": "' + package.encode() + b'"}')
+    with open(os.devnull, "rb") as null:
+        conn.sendmsg([struct.pack("=I", len(body)), body],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                       struct.pack("3i", null.fileno(), null.fileno(), null.fileno()))])
+        reply = conn.recv(client.REPLY.size)
+    conn.close()
+    return reply
+
+
+def test_another_kvmpool_is_refused_and_runs_itself(d: Daemon) -> None:
+    kind, _ = client.REPLY.unpack(_raw_request(d.sock, "/elsewhere/kvmpool"))
+    assert kind == client.REFUSED
+    kind, pid = client.REPLY.unpack(_raw_request(d.sock, client.package_dir()))
+    assert kind == client.PID and pid > 0
+    # a client whose daemon refuses (or is absent) runs the command itself
+    gone = d.run("--version", local=False)
+    assert gone.returncode == 0 and gone.stdout.startswith(b"kvmpool")
+
+
+def test_socket_is_private_and_changed_files_are_noticed(d: Daemon, tmp_path: Path) -> None:
+    assert (d.sock.parent.stat().st_mode & 0o777) == 0o700
+    assert (d.sock.stat().st_mode & 0o077) == 0
+    probe = tmp_path / "module.py"
+    probe.write_text("")
+    loaded = {str(probe): probe.stat().st_mtime_ns}
+    assert daemon._unchanged(loaded)
+    os.utime(probe, ns=(0, probe.stat().st_mtime_ns + 1))
+    assert not daemon._unchanged(loaded)
+
+
+def test_without_a_daemon_the_client_runs_the_command(tmp_path: Path) -> None:
+    env = dict(os.environ, KVMPOOL_DAEMON_SOCKET=str(tmp_path / "none" / "cli.sock"),
+               KVMPOOL_ROOT=str(tmp_path / "root"))
+    done = subprocess.run([sys.executable, "-m", "kvmpool", "pool-list", "--all"], env=env,
+                          capture_output=True, check=True)
+    assert done.stdout.startswith(b" Name")
