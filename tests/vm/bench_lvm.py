@@ -1,7 +1,7 @@
 """Benchmark (not a timed test): kvmpool's LVM volume create + delete against bare lvcreate
-and lvremove, in the same VM boot. Three ways, interleaved round by round: the backend alone
+and lvremove, in the same VM boot. Four ways, interleaved round by round: the backend alone
 (create, read back, delete: what the manager needs at least), the Manager (library), the CLI
-(two processes). It asserts only that every way worked; the figures, and the lvm commands
+(two processes), and the CLI with a ``kvmpool daemon`` running (two clients, two forks). It asserts only that every way worked; the figures, and the lvm commands
 each way ran, are printed for bench/README.md. Run it alone with:
 
     bench/lvm_overhead   (= tests/vm/run tests/vm/bench_lvm.py -- -s)
@@ -79,19 +79,39 @@ def test_lvm_create_delete_overhead(disks: list[str], lvm: Lvm, tmp_path: Path) 
         manager.delete_volume(f"k{i}", "bench")
         commands["manager"] = [c.argv[0] for c in runner.history]
 
-    env = dict(os.environ, KVMPOOL_ROOT=str(root))
+    sock = tmp_path / "daemon" / "cli.sock"
+    env = dict(os.environ, KVMPOOL_ROOT=str(root), KVMPOOL_DAEMON_SOCKET=str(sock))
+    cold_env = dict(env, KVMPOOL_NO_DAEMON="1")
 
     def cli(i: int) -> None:
         for args in (["vol-create-as", "bench", f"c{i}", "8M"], ["vol-delete", f"c{i}", "bench"]):
+            subprocess.run([sys.executable, "-m", "kvmpool", "-q", *args], check=True,
+                           env=cold_env, capture_output=True, timeout=300)
+
+    def cli_warm(i: int) -> None:  # through a running `kvmpool daemon`
+        for args in (["vol-create-as", "bench", f"w{i}", "8M"], ["vol-delete", f"w{i}", "bench"]):
             subprocess.run([sys.executable, "-m", "kvmpool", "-q", *args], check=True, env=env,
                            capture_output=True, timeout=300)
 
-    t_bare, t_back, t_lib, t_cli = _best([bare, backend_only, library, cli])
+    daemon = subprocess.Popen([sys.executable, "-m", "kvmpool", "daemon"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not sock.exists():
+            assert daemon.poll() is None and time.monotonic() < deadline, "no kvmpool daemon"
+            time.sleep(0.1)
+        t_bare, t_back, t_lib, t_cli, t_warm = _best([bare, backend_only, library, cli,
+                                                      cli_warm])
+    finally:
+        daemon.terminate()
+        served = daemon.communicate(timeout=60)[0].count("] kvmpool ")
     print(f"\nLVM create+delete of an 8 MiB LV, best of {ROUNDS}, in the TCG VM:")
     print(f"  lvcreate + lvremove            {t_bare:7.2f} s   1.00x")
     print(f"  kvmpool backend (library)      {t_back:7.2f} s   {t_back / t_bare:4.2f}x")
     print(f"  kvmpool Manager (library)      {t_lib:7.2f} s   {t_lib / t_bare:4.2f}x")
     print(f"  kvmpool CLI (two processes)    {t_cli:7.2f} s   {t_cli / t_bare:4.2f}x")
+    print(f"  kvmpool CLI, daemon running    {t_warm:7.2f} s   {t_warm / t_bare:4.2f}x"
+          f"   ({served} commands served by the daemon)")
     for way, argv0s in commands.items():
         print(f"  lvm commands, {way:8s} {' '.join(argv0s)}")
     assert not [lv for lv in lvm.lvs("benchvg")]
