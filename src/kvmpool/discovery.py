@@ -50,9 +50,9 @@ def find_sources(pool_type: PoolType, spec: PoolSource, runner: Runner) -> list[
 
 
 def _netfs(host: str, runner: Runner) -> list[PoolSource]:
-    from kvmpool.host import nfs  # imported on first use, as the backends
+    from kvmpool.host import net, nfs  # imported on first use, as the backends
 
-    nfs.probe(host, nfs.RPCBIND_PORT, what="NFS", hint="is the server up and running rpcbind?")
+    net.reach(host, nfs.RPCBIND_PORT, what="NFS", hint="is the server up and running rpcbind?")
     try:
         result = runner.run(nfs.showmount_argv(host), changes=False,
                             timeout=nfs.SHOWMOUNT_TIMEOUT)

@@ -19,7 +19,7 @@ from kvmpool.errors import (
     NotFound,
     Unsupported,
 )
-from kvmpool.host import mount, nfs
+from kvmpool.host import mount, net, nfs
 from kvmpool.host.run import Completed, Runner
 from kvmpool.model import PoolDef, PoolSource, PoolType, SourceHost
 from kvmpool.xml import parse_pool
@@ -96,17 +96,17 @@ def test_probe_of_nothing_listening_is_quick_and_clear() -> None:
     began = time.monotonic()
     with pytest.raises(InvalidState, match=r"cannot reach NFS server '127.0.0.1': port \d+: "
                                            r"Connection refused"):
-        nfs.probe("127.0.0.1", _free_port(), what="NFS")
+        net.reach("127.0.0.1", _free_port(), what="NFS", hint="h")
     assert time.monotonic() - began < 2
     with pytest.raises(NotFound, match="unknown host"):
-        nfs.probe("no-such-host.invalid", 2049, what="NFS")
+        net.reach("no-such-host.invalid", 2049, what="NFS", hint="h")
 
 
 def test_probe_of_a_listener_passes() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        nfs.probe("127.0.0.1", server.getsockname()[1], what="NFS")
+        net.reach("127.0.0.1", server.getsockname()[1], what="NFS", hint="h")
 
 
 def _failed(stderr: str, rc: int | None = 32) -> HostCommandFailed:
@@ -163,7 +163,7 @@ class FakeRunner(Runner):
 
 def test_netfs_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
     probed: list[tuple[str, int]] = []
-    monkeypatch.setattr(nfs, "probe", lambda host, port, **kw: probed.append((host, port)))
+    monkeypatch.setattr(net, "reach", lambda host, port, **kw: probed.append((host, port)))
     runner = FakeRunner({"showmount": (0, SHOWMOUNT, "")})
     found = discovery.find_sources(PoolType.NETFS, PoolSource(hosts=(SourceHost("h", 9),)),
                                    runner)

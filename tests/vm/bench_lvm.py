@@ -1,8 +1,9 @@
 """Benchmark (not a timed test): kvmpool's LVM volume create + delete against bare lvcreate
 and lvremove, in the same VM boot. Four ways, interleaved round by round: the backend alone
 (create, read back, delete: what the manager needs at least), the Manager (library), the CLI
-(two processes), and the CLI with a ``kvmpool daemon`` running (two clients, two forks). It asserts only that every way worked; the figures, and the lvm commands
-each way ran, are printed for bench/README.md. Run it alone with:
+(two processes), and the CLI with a ``kvmpool daemon`` running (two clients, two forks).
+It asserts only that every way worked; the figures, and the lvm commands each way ran, are
+printed for bench/README.md. Run it alone with:
 
     bench/lvm_overhead   (= tests/vm/run tests/vm/bench_lvm.py -- -s)
 """

@@ -37,7 +37,7 @@ from kvmpool.backends.base import Context, CreateOptions, Overwrite
 from kvmpool.copy import Progress
 from kvmpool.errors import HostCommandFailed, InvalidArgument, KvmpoolError
 from kvmpool.fileio import atomic_write
-from kvmpool.host import iscsiadm, nfs, udev
+from kvmpool.host import iscsiadm, net, udev
 from kvmpool.host.run import Completed
 from kvmpool.model import PoolDef, VolTarget, VolType, VolumeDef
 
@@ -137,7 +137,7 @@ class IscsiBackend:
     @staticmethod
     def _probe(w: Where) -> None:
         """A portal nobody listens on would keep iscsid retrying for a minute: say so now."""
-        nfs.probe(w.host, w.port or iscsiadm.DEFAULT_PORT, what="iSCSI", timeout=PROBE_TIMEOUT,
+        net.reach(w.host, w.port or iscsiadm.DEFAULT_PORT, what="iSCSI", timeout=PROBE_TIMEOUT,
                   hint="check the host and port, and that the target is running; "
                        "nothing was changed")
 

@@ -7,7 +7,7 @@ mounted there: refused; stop unmounts only our own mount) are that code. This mo
 - the source: ``HOST:DIR`` (nfs, auto) or ``//HOST/DIR`` (cifs), from the pool's one
   ``<host>`` and its ``<dir>``; a mount entry is ours when host and path are the same;
 - build: the target directory only, as ``dir`` (libvirt: there is no device to format);
-- start: a bounded probe of the server (``kvmpool.host.nfs.probe``: a TCP connect to its
+- start: a bounded probe of the server (``kvmpool.host.net.reach``: a TCP connect to its
   port), then libvirt's mount argv (``host.nfs.mount_argv``: ``-o nodev,nosuid,noexec
   [,nfsvers=V][,fs:mount_opts]``, ``-t nfs|cifs``, none for auto) under a timeout, so a dead
   server is a one-line error in seconds and a server that stops answering mid-mount one
@@ -28,7 +28,7 @@ import os
 from kvmpool.backends.dir import DirBackend, target_of
 from kvmpool.backends.fs import FsBackend
 from kvmpool.errors import HostCommandFailed, InvalidArgument
-from kvmpool.host import mount, nfs
+from kvmpool.host import mount, net, nfs
 from kvmpool.model import PoolDef, SourceHost, VolumeDef
 
 
@@ -89,7 +89,7 @@ class NetfsBackend(FsBackend):
 
     def _probe(self, pool: PoolDef, hint: str | None = None) -> None:
         fmt = pool.source.format or "auto"
-        nfs.probe(the_server(pool).name, nfs.probe_port(fmt, pool.fs_mount_opts),
+        net.reach(the_server(pool).name, nfs.probe_port(fmt, pool.fs_mount_opts),
                   what="CIFS" if fmt == "cifs" else "NFS",
                   hint=hint or "check that the server is up; nothing was mounted")
 

@@ -20,9 +20,10 @@ of a CIFS share are dropped (``//host/share``, never ``//host//share``).
 Never hang the caller: an NFS mount of a dead server can sit in the kernel for minutes
 (mount.nfs retries for 2 minutes by default, a hard mount forever). kvmpool does not touch
 the user's options (no ``soft`` or ``timeo`` slipped in); it first connects to the server's
-port with a short timeout (``probe``: nothing listening or nothing answering is a clear
-one-line error within ``PROBE_TIMEOUT`` seconds), then runs mount under the Runner's
-timeout, which kills it (NFS waits are killable) if the server stops answering halfway.
+port with a short timeout (``kvmpool.host.net.reach``: nothing listening or nothing
+answering is a clear one-line error within its ``TIMEOUT`` seconds), then runs mount under
+the Runner's timeout, which kills it (NFS waits are killable) if the server stops
+answering halfway.
 
 Host commands it may run: mount (Debian mount; mount.nfs from nfs-common, mount.cifs from
 cifs-utils), showmount (nfs-common).
@@ -30,10 +31,8 @@ cifs-utils), showmount (nfs-common).
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import socket
 from collections.abc import Sequence
 
 from kvmpool.errors import (
@@ -49,7 +48,6 @@ from kvmpool.host.mount import BASE_OPTIONS
 
 MOUNT_TIMEOUT = 60.0  # mount.nfs of a server that answered the probe; killed after that
 UMOUNT_TIMEOUT = 60.0
-PROBE_TIMEOUT = 5.0
 RPCBIND_PORT = 111  # showmount asks rpcbind where mountd is
 SHOWMOUNT_TIMEOUT = 30.0
 
@@ -104,26 +102,6 @@ def probe_port(fmt: str | None, options: Sequence[str]) -> int:
         if name == "port" and value.isdigit() and int(value) > 0:
             return int(value)
     return DEFAULT_PORTS.get(fmt or "auto", 2049)
-
-
-def probe(host: str, port: int, *, what: str, timeout: float = PROBE_TIMEOUT,
-          hint: str = "check that the server is up; nothing was mounted") -> None:
-    """Connect to ``host:port`` and hang up; raise a one-line error if that fails.
-
-    Bounded by ``timeout`` for the connection (a name lookup is bounded by the resolver's
-    own timeouts). Runs no host command.
-    """
-    try:
-        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
-            return
-    except socket.gaierror as err:
-        raise NotFound(f"cannot reach {what} server '{host}': unknown host ({err.strerror})",
-                       hint="check the pool's <host name=...>") from None
-    except TimeoutError:
-        reason = f"no answer on port {port} within {timeout:g} s"
-    except OSError as err:
-        reason = f"port {port}: {err.strerror or os.strerror(err.errno or errno.EIO)}"
-    raise InvalidState(f"cannot reach {what} server '{host}': {reason}", hint=hint)
 
 
 def require_helper(fmt: str | None) -> None:
