@@ -136,15 +136,26 @@ def test_ctrl_c_reaches_the_command(d: Daemon, tmp_path: Path) -> None:
 def _raw_request(sock: Path, package: str) -> bytes:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(str(sock))
-    body = (b'{"argv": ["--version"], "cwd": "/", "env": {}, "umask": 18, '
-            b'"package": "' + package.encode() + b'"}')
+    request = client.encode_request(["--version"], "/", 0o022, {}, package)
     with open(os.devnull, "rb") as null:
-        conn.sendmsg([struct.pack("=I", len(body)), body],
-                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                       struct.pack("3i", null.fileno(), null.fileno(), null.fileno()))])
+        conn.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                  struct.pack("3i", null.fileno(), null.fileno(),
+                                              null.fileno()))])
         reply = conn.recv(client.REPLY.size)
     conn.close()
     return reply
+
+
+def test_requests_round_trip_and_garbage_is_refused() -> None:
+    argv = ["vol-upload", "v", "-", "--pool", "p", "-5M", "caf\u00e9", "with space", ""]
+    env = {"KVMPOOL_ROOT": "/r", "EMPTY": "", "EQ": "a=b", "BYTES": os.fsdecode(b"\xff")}
+    body = client.encode_request(argv, "/some where", 0o027, env, "/pkg")[4:]
+    assert daemon.decode_request(body) == {"package": "/pkg", "cwd": "/some where",
+                                           "umask": 0o027, "argv": argv, "env": env}
+    for bad in (b"", b"junk", b"\x00".join([client.MAGIC, b"/p", b"/c", b"18", b"9", b"a"]),
+                b"\x00".join([client.MAGIC, b"/p", b"/c", b"18", b"1", b"a", b"NOEQUALS"])):
+        with pytest.raises(ValueError):
+            daemon.decode_request(bad)
 
 
 def test_another_kvmpool_is_refused_and_runs_itself(d: Daemon) -> None:

@@ -6,32 +6,37 @@ its interpreter and its imports on every call (~0.08 s here). ``kvmpool daemon``
 process with everything imported; for each command it forks a child that runs the command
 exactly as this process would (same argv, environment, working directory, umask, and this
 process's stdin, stdout and stderr, passed over the socket), and this process only waits
-for its exit status. This module therefore imports nothing of kvmpool's but its name.
+for its exit status. So this module imports only built-in C modules (``_socket``,
+``_signal``, ``array``, ``struct``: no ``socket``, ``signal`` or ``json``, which pull in
+``enum`` and ``re``), and the ``kvmpool`` launcher (bin/kvmpool) imports only this.
 
 The daemon is only used when its socket answers, belongs to the same user (the socket's
 directory is private and the daemon checks the peer's uid) and runs this same kvmpool
 (same package directory, files unchanged since it started). In every other case, or with
-``KVMPOOL_NO_DAEMON=1``, the command runs here as before. Ctrl-C (and SIGTERM, SIGHUP)
-reach the child that runs the command.
+``KVMPOOL_NO_DAEMON=1``, the command runs here as before. Ctrl-C (and SIGTERM, SIGHUP,
+SIGQUIT) reach the child that runs the command.
+
+The request: ``MAGIC``, then NUL-separated fields (none can hold a NUL): the package
+directory, the working directory, the umask, the number of arguments, the arguments, and
+the environment as ``NAME=value``; a 4-byte length in front. The replies: a kind byte and a
+32-bit integer (the worker's pid, then its exit status; or a refusal).
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # C module, no stub: signal.py pulls in enum
+import _socket
 import array
-import contextlib
-import json
 import os
-import signal
-import socket
 import struct
 import sys
 
 import kvmpool
 
-# Replies: a kind byte and a 32-bit integer.
+MAGIC = b"kvmpool-1"
 PID, EXIT, REFUSED = b"P", b"X", b"R"
 REPLY = struct.Struct("=ci")
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
 
 
 def socket_path() -> str:
@@ -50,6 +55,15 @@ def package_dir() -> str:
     return os.path.dirname(os.path.abspath(kvmpool.__file__))
 
 
+def encode_request(argv: list[str], cwd: str, umask: int, env: dict[str, str],
+                   package: str) -> bytes:
+    fields = [MAGIC, os.fsencode(package), os.fsencode(cwd), b"%d" % umask,
+              b"%d" % len(argv), *map(os.fsencode, argv),
+              *(os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items())]
+    body = b"\0".join(fields)
+    return struct.pack("=I", len(body)) + body
+
+
 def main() -> int:
     if os.environ.get("KVMPOOL_NO_DAEMON") != "1":
         code = through_daemon(sys.argv[1:])
@@ -65,14 +79,14 @@ def through_daemon(argv: list[str]) -> int | None:
     path = socket_path()
     if not os.path.exists(path):
         return None
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         try:
             conn.connect(path)
-            request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
-                                  "umask": _umask(), "package": package_dir()}).encode()
-            conn.sendmsg([struct.pack("=I", len(request)), request],
-                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+            request = encode_request(argv, os.getcwd(), _umask(), dict(os.environ),
+                                     package_dir())
+            conn.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                      array.array("i", [0, 1, 2]))])
             kind, value = _reply(conn)
         except OSError:
             return None  # no daemon, or a descriptor we cannot pass: run here
@@ -83,26 +97,28 @@ def through_daemon(argv: list[str]) -> int | None:
         conn.close()
 
 
-def _wait(conn: socket.socket, child: int) -> int:
+def _wait(conn: _socket.socket, child: int) -> int:
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 - contextlib is one more import for every command
             os.kill(child, signum)
+        except ProcessLookupError:
+            pass
 
     for signum in FORWARDED:
-        signal.signal(signum, forward)
+        _signal.signal(signum, forward)
     try:
         kind, value = _reply(conn)
     except OSError:
         kind, value = b"", 0
     if kind != EXIT:
-        print("error: the kvmpool daemon's worker ended without a status "
-              "(hint: see the daemon's output; KVMPOOL_NO_DAEMON=1 runs commands here)",
-              file=sys.stderr)
+        sys.stderr.write("error: the kvmpool daemon's worker ended without a status "
+                         "(hint: see the daemon's output; KVMPOOL_NO_DAEMON=1 runs commands "
+                         "here)\n")
         return 1
     return value
 
 
-def _reply(conn: socket.socket) -> tuple[bytes, int]:
+def _reply(conn: _socket.socket) -> tuple[bytes, int]:
     data = b""
     while len(data) < REPLY.size:
         chunk = conn.recv(REPLY.size - len(data))

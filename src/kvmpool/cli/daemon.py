@@ -1,10 +1,11 @@
 """``kvmpool daemon``: a warm kvmpool process that command lines hand their work to.
 
-The protocol (see :mod:`kvmpool.cli.client`): the client sends a length-prefixed JSON
-request (argv, cwd, environment, umask, its package directory) with its stdin, stdout and
-stderr as SCM_RIGHTS descriptors. The daemon checks the peer's uid (SO_PEERCRED) and that
-the client runs this same kvmpool, unchanged since the daemon started (else it refuses and
-the client runs the command itself; a changed kvmpool also stops the daemon), then forks.
+The protocol (see :mod:`kvmpool.cli.client`): the client sends a length-prefixed request
+(argv, cwd, environment, umask, its package directory; NUL-separated fields) with its
+stdin, stdout and stderr as SCM_RIGHTS descriptors. The daemon checks the peer's uid
+(SO_PEERCRED) and that the client runs this same kvmpool, unchanged since the daemon
+started (else it refuses and the client runs the command itself; a changed kvmpool also
+stops the daemon), then forks.
 The child takes the client's descriptors, directory, environment and umask, reports its
 pid (the client forwards Ctrl-C to it), runs the command as ``kvmpool.cli.main.main`` and
 reports its exit status. The daemon itself stays single-threaded, so forking is safe.
@@ -16,7 +17,6 @@ import array
 import contextlib
 import importlib
 import io
-import json
 import os
 import signal
 import socket
@@ -162,10 +162,26 @@ def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
         if not chunk:
             raise ValueError("short request")
         body += chunk
-    request = json.loads(body)
-    if not isinstance(request, dict):
-        raise ValueError("bad request")
-    return request, list(fds)
+    return decode_request(body), list(fds)
+
+
+def decode_request(body: bytes) -> dict[str, object]:
+    """The fields of ``client.encode_request`` (ValueError if it is not one)."""
+    fields = body.split(b"\0")
+    if len(fields) < 5 or fields[0] != client.MAGIC:
+        raise ValueError("not a kvmpool request")
+    count = int(fields[4])
+    if count < 0 or len(fields) < 5 + count:
+        raise ValueError("bad argument count")
+    argv = [os.fsdecode(a) for a in fields[5:5 + count]]
+    env = {}
+    for item in fields[5 + count:]:
+        name, sep, value = item.partition(b"=")
+        if not sep:
+            raise ValueError("bad environment entry")
+        env[os.fsdecode(name)] = os.fsdecode(value)
+    return {"package": os.fsdecode(fields[1]), "cwd": os.fsdecode(fields[2]),
+            "umask": int(fields[3]), "argv": argv, "env": env}
 
 
 def _child(conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
