@@ -30,11 +30,10 @@ import logging
 import os
 import re
 import secrets
-import shutil
 from collections.abc import Iterator
 
 from kvmpool import copy
-from kvmpool.backends import devices
+from kvmpool.backends import devices, lun
 from kvmpool.backends.base import Context, CreateOptions, Overwrite, Reflink
 from kvmpool.copy import Progress
 from kvmpool.errors import (
@@ -44,7 +43,6 @@ from kvmpool.errors import (
     InvalidState,
     KvmpoolError,
     NotFound,
-    ToolMissing,
     Unsupported,
 )
 from kvmpool.host import lvmdisk
@@ -467,19 +465,10 @@ class LogicalBackend:
         path = vol.target.path or f"/dev/{lv.vg}/{lv.name}"
         if not self.ctx.runner.change(f"wipe {path} ({algorithm})"):
             return
-        if algorithm == "zero":
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        elif algorithm == "trim":
+        if algorithm == "trim":
             self.ctx.runner.run(["blkdiscard", path], timeout=3600)
         else:
-            if shutil.which("scrub") is None:
-                raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
-            self.ctx.runner.run(["scrub", "-f", "-p", algorithm, path], timeout=24 * 3600)
+            lun.wipe_device(self.ctx, path, algorithm, progress)
 
     # ------------------------------------------------------------ snapshots
 

@@ -36,17 +36,27 @@ def wipe(ctx: Context, vol: VolumeDef, algorithm: str, progress: Progress | None
         raise KvmpoolError(f"volume '{vol.name}' has no path")
     if not ctx.runner.change(f"wipe {path} ({algorithm})"):
         return
+    try:
+        wipe_device(ctx, path, algorithm, progress)
+    except OSError as err:  # a CD/DVD LU, a device gone, an I/O error
+        raise KvmpoolError(f"cannot wipe {path}: {err.strerror}",
+                           hint="only a writable LUN can be wiped") from None
+
+
+def wipe_device(ctx: Context, path: str, algorithm: str, progress: Progress | None) -> None:
+    """Overwrite all of a block device: zeros written here (then fsync), any other of
+    scrub's patterns with scrub. The caller has checked the algorithm and asked the runner
+    (dry run). Shared with logical volumes, which add trim.
+
+    May run: scrub.
+    """
     if algorithm == "zero":
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as err:  # a CD/DVD LU, a device gone, an I/O error
-            raise KvmpoolError(f"cannot wipe {path}: {err.strerror}",
-                               hint="only a writable LUN can be wiped") from None
+            copy.write_zeros(fd, 0, os.lseek(fd, 0, os.SEEK_END), progress or _quiet)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return
     if shutil.which("scrub") is None:
         raise ToolMissing("Cannot find 'scrub' in path", hint="apt-get install scrub")
