@@ -328,14 +328,7 @@ class RbdBackend:
             cluster.create_snapshot(rpool, image, snap)
         try:
             cluster.clone(rpool, image, snap, src, name)
-            try:
-                info = cluster.info(src, name, exact_allocation=False)
-                if info is not None and capacity > info.size:
-                    cluster.resize(src, name, capacity)
-            except BaseException:
-                with contextlib.suppress(KvmpoolError):
-                    cluster.remove(src, name)
-                raise
+            _grow_or_remove(cluster, src, name, capacity)
         except BaseException:
             if made:
                 self._drop_clone_snapshot(cluster, rpool, image, snap)
@@ -370,14 +363,7 @@ class RbdBackend:
         cluster = self.cluster(pool)
         src = source_pool(pool)
         cluster.copy(rpool, image, src, name)
-        try:
-            info = cluster.info(src, name, exact_allocation=False)
-            if info is not None and capacity > info.size:
-                cluster.resize(src, name, capacity)
-        except BaseException:
-            with contextlib.suppress(KvmpoolError):
-                cluster.remove(src, name)
-            raise
+        _grow_or_remove(cluster, src, name, capacity)
 
     def _copy_local(self, pool: PoolDef, vol: VolumeDef, source: VolumeDef, path: str,
                     progress: Progress) -> None:
@@ -642,3 +628,15 @@ def _fill(fd: int, start: int, end: int, zeros: bytes, to_pipe: bool) -> None:
             view = view[w:]
             pos += w
 
+
+def _grow_or_remove(cluster: Cluster, pool: str, name: str, capacity: int) -> None:
+    """A new clone or copy grown to the capacity asked for (never shrunk); on any failure
+    it is removed, so no half-made image is left."""
+    try:
+        info = cluster.info(pool, name, exact_allocation=False)
+        if info is not None and capacity > info.size:
+            cluster.resize(pool, name, capacity)
+    except BaseException:
+        with contextlib.suppress(KvmpoolError):
+            cluster.remove(pool, name)
+        raise
