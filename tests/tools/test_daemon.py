@@ -8,13 +8,14 @@ commands it served.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,77 @@ def test_without_a_daemon_the_client_runs_the_command(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "kvmpool", "pool-list", "--all"], env=env,
                           capture_output=True, check=True)
     assert done.stdout.startswith(b" Name")
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _wait_for(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_spare_worker_waits_and_is_replaced_when_killed(d: Daemon) -> None:
+    _wait_for(lambda: len(_children(d.proc.pid)) == 1, "no spare worker")
+    (spare,) = _children(d.proc.pid)
+    os.kill(spare, signal.SIGKILL)  # dies without a connection: the daemon forks another
+    _wait_for(lambda: _children(d.proc.pid) - {spare} != set(), "the spare was not replaced")
+    served = d.served()
+    assert d.run("--version").returncode == 0
+    assert d.served() == served + 1
+    _wait_for(lambda: len(_children(d.proc.pid)) == 1, "no spare after a command")
+    spare = next(iter(_children(d.proc.pid)))
+    d.stop()  # and the daemon takes its spare with it
+    _wait_for(lambda: not Path(f"/proc/{spare}").exists()
+              or "Z" in Path(f"/proc/{spare}/stat").read_text().rsplit(")", 1)[1][:3],
+              "the spare outlived the daemon")
+    assert not d.sock.exists()
+
+
+def _faults_writing(block: bytearray) -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_prefault_copies_shared_pages_ahead_and_yields_to_a_command(tmp_path: Path) -> None:
+    pages = 2048
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "l.sock"))
+    listener.listen(1)
+    results = []
+    for connect_first in (False, True):
+        block = bytearray(b"\x07" * (pages * 4096))  # written here: shared with the fork below
+        if connect_first:
+            waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            waiting.connect(str(tmp_path / "l.sock"))
+        news, pipe = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(news)
+            daemon._prefault(listener)
+            os.write(pipe, b"%d" % _faults_writing(block))
+            os._exit(0)
+        os.close(pipe)
+        results.append(int(os.read(news, 32)))
+        os.close(news)
+        os.waitpid(pid, 0)
+        if connect_first:
+            waiting.close()
+            listener.accept()[0].close()
+    prefaulted, interrupted = results
+    assert prefaulted < pages // 10, results  # copied ahead: writing faults (almost) never
+    assert interrupted > pages // 2, results  # a waiting connection stops it at once

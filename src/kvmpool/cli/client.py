@@ -7,7 +7,7 @@ process with everything imported; for each command it forks a child that runs th
 exactly as this process would (same argv, environment, working directory, umask, and this
 process's stdin, stdout and stderr, passed over the socket), and this process only waits
 for its exit status. So this module imports only built-in C modules (``_socket``,
-``_signal``, ``array``, ``struct``: no ``socket``, ``signal`` or ``json``, which pull in
+``_signal``, ``struct``: no ``socket``, ``signal`` or ``json``, which pull in
 ``enum`` and ``re``), and the ``kvmpool`` launcher (bin/kvmpool) imports only this.
 
 The daemon is only used when its socket answers, belongs to the same user (the socket's
@@ -22,11 +22,8 @@ the environment as ``NAME=value``; a 4-byte length in front. The replies: a kind
 32-bit integer (the worker's pid, then its exit status; or a refusal).
 """
 
-from __future__ import annotations
-
 import _signal  # type: ignore[import-not-found]  # C module, no stub: signal.py pulls in enum
 import _socket
-import array
 import os
 import struct
 import sys
@@ -65,10 +62,17 @@ def encode_request(argv: list[str], cwd: str, umask: int, env: dict[str, str],
 
 
 def main() -> int:
+    """The command's exit status. A command the daemon ran ends this process here, with
+    ``os._exit``: it made nothing that needs Python's finalization (~1.5 ms saved)."""
     if os.environ.get("KVMPOOL_NO_DAEMON") != "1":
         code = through_daemon(sys.argv[1:])
         if code is not None:
-            return code
+            for stream in (sys.stdout, sys.stderr):
+                try:  # noqa: SIM105 - contextlib is one more import for every command
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(code & 0xFF)  # as sys.exit(code) would end
     from kvmpool.cli.main import main as run_here
 
     return run_here()
@@ -86,7 +90,7 @@ def through_daemon(argv: list[str]) -> int | None:
             request = encode_request(argv, os.getcwd(), _umask(), dict(os.environ),
                                      package_dir())
             conn.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                      array.array("i", [0, 1, 2]))])
+                                      struct.pack("3i", 0, 1, 2))])
             kind, value = _reply(conn)
         except OSError:
             return None  # no daemon, or a descriptor we cannot pass: run here

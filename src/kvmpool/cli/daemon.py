@@ -9,19 +9,36 @@ stops the daemon), then forks.
 The child takes the client's descriptors, directory, environment and umask, reports its
 pid (the client forwards Ctrl-C to it), runs the command as ``kvmpool.cli.main.main`` and
 reports its exit status. The daemon itself stays single-threaded, so forking is safe.
+
+The fork is made before the request comes: one spare worker always waits in ``accept`` on
+the daemon's socket. When it takes a connection it tells the daemon (a byte on a pipe), and
+the daemon forks the next spare while the command runs. So a command waits for no fork
+(~1.3 ms of this 25 MB process here), only for its own work.
+
+A fork shares the daemon's memory copy-on-write: every page a command writes to (and
+Python writes reference counts into every object it uses) is copied at its first write, one
+page fault each, ~0.7k faults for a pool-list (~3 ms here, far more under emulation). The
+spare therefore copies its writable memory ahead, while it waits (``_prefault``: Linux's
+MADV_POPULATE_WRITE, in 1 MiB steps that stop as soon as a command comes). pool-list in a
+fork went from 5.4 ms to 2.5 ms.
 """
 
 from __future__ import annotations
 
 import array
 import contextlib
+import ctypes
+import gc
 import importlib
 import io
 import os
+import select
 import signal
 import socket
 import struct
 import sys
+import time
+from typing import NoReturn
 
 import click
 
@@ -50,20 +67,96 @@ def serve(path: str, *, quiet: bool = False) -> None:
     listener = _listen(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     signal.signal(signal.SIGTERM, _stop)
+    gc.freeze()  # a worker's collections then leave the loaded objects (and their pages) alone
     if not quiet:
         print(f"kvmpool daemon: listening on {path}", flush=True)
+    spare = 0
     try:
         while True:
-            conn, _ = listener.accept()
-            with conn:
-                if _serve_one(conn, loaded, quiet=quiet) == "stop":
-                    return
+            news, pipe = os.pipe()
+            spare = os.fork()
+            if spare == 0:  # the worker: never returns
+                os.close(news)
+                _worker(listener, loaded, pipe, quiet=quiet)
+            os.close(pipe)
+            try:
+                said = os.read(news, 1)
+            finally:
+                os.close(news)
+            spare = 0  # it took a connection (or died): it is no longer the spare
+            if said == b"S":
+                return
+            if said == b"":
+                time.sleep(0.1)  # it died without a connection: no busy loop of forks
     except KeyboardInterrupt:
         return
     finally:
+        if spare:
+            with contextlib.suppress(OSError):
+                os.kill(spare, signal.SIGTERM)
         listener.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, *,
+            quiet: bool) -> NoReturn:
+    """Take one connection, tell the daemon (a byte on ``pipe``: T taken, S stop), serve it
+    and exit."""
+    said = b"T"
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _prefault(listener)
+        conn, _ = listener.accept()
+        listener.close()
+        request, fds = _check(conn, loaded, quiet=quiet)
+        if request is None:
+            said = b"S" if fds is None else b"T"
+        else:
+            os.write(pipe, said)
+            os.close(pipe)
+            pipe = -1
+            if not quiet:
+                words = request["argv"]
+                shown = " ".join(map(str, words)) if isinstance(words, list) else ""
+                print(f"kvmpool daemon: [{os.getpid()}] kvmpool {shown}", flush=True)
+            _child(conn, request, fds or [])
+    except BaseException:  # noqa: S110 - a worker only ever tells and exits
+        pass
+    if pipe >= 0:
+        with contextlib.suppress(OSError):
+            os.write(pipe, said)
+    os._exit(0)
+
+
+MADV_POPULATE_WRITE = 23  # Linux 5.14 and later
+PREFAULT_STEP = 1 << 20
+
+
+def _prefault(listener: socket.socket) -> None:
+    """Copy this fork's writable memory now, so that the command it will run does not
+    fault on its first write to each page; stop when a connection waits, or when the kernel
+    cannot (older than 5.14)."""
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as maps:
+            lines = maps.read().splitlines()
+    except (OSError, AttributeError):
+        return
+    waiting = select.poll()
+    waiting.register(listener, select.POLLIN)
+    for line in lines:
+        fields = line.split()
+        if fields[1] != "rw-p" or fields[-1] in ("[stack]", "[vvar]", "[vsyscall]"):
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        for step in range(start, end, PREFAULT_STEP):
+            if waiting.poll(0):
+                return  # a command came: serve it now
+            if madvise(step, min(PREFAULT_STEP, end - step), MADV_POPULATE_WRITE) != 0:
+                break  # not for this mapping (or not on this kernel)
 
 
 def _stop(_signum: int, _frame: object) -> None:
@@ -113,36 +206,27 @@ def _unchanged(loaded: dict[str, int]) -> bool:
         return False
 
 
-def _serve_one(conn: socket.socket, loaded: dict[str, int], *, quiet: bool) -> str:
+def _check(conn: socket.socket, loaded: dict[str, int], *, quiet: bool,
+           ) -> tuple[dict[str, object] | None, list[int] | None]:
+    """The request and its descriptors, or (None, []) when refused (the client then runs
+    the command itself), or (None, None) when kvmpool changed: the daemon must stop."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     if uid != os.getuid():
-        return "refused"
-    fds: list[int] = []
+        return None, []
     try:
         request, fds = _receive(conn)
-        if (request.get("package") != client.package_dir() or len(fds) != 3):
-            conn.sendall(client.REPLY.pack(client.REFUSED, 0))
-            return "refused"
-        if not _unchanged(loaded):
-            conn.sendall(client.REPLY.pack(client.REFUSED, 0))
-            if not quiet:
-                print("kvmpool daemon: kvmpool changed since it started; stopping", flush=True)
-            return "stop"
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            _child(conn, request, fds)
-        if not quiet:
-            words = request["argv"]
-            shown = " ".join(map(str, words)) if isinstance(words, list) else ""
-            print(f"kvmpool daemon: [{pid}] kvmpool {shown}", flush=True)
-        return "served"
     except (OSError, ValueError, KeyError, TypeError):
-        return "refused"
-    finally:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        return None, []
+    if request.get("package") == client.package_dir() and len(fds) == 3:
+        if _unchanged(loaded):
+            return request, fds
+        conn.sendall(client.REPLY.pack(client.REFUSED, 0))
+        if not quiet:
+            print("kvmpool daemon: kvmpool changed since it started; stopping", flush=True)
+        return None, None
+    conn.sendall(client.REPLY.pack(client.REFUSED, 0))
+    return None, []
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
@@ -184,7 +268,7 @@ def decode_request(body: bytes) -> dict[str, object]:
             "umask": int(fields[3]), "argv": argv, "env": env}
 
 
-def _child(conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+def _child(conn: socket.socket, request: dict[str, object], fds: list[int]) -> NoReturn:
     code = 1
     try:
         os.setsid()  # not in the daemon's terminal session: signals come from the client
