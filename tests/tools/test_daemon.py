@@ -101,6 +101,12 @@ def test_commands_run_as_they_run_alone(d: Daemon, tmp_path: Path) -> None:
     assert d.served() >= 10
 
 
+def _interruptible() -> None:
+    """For a child that must take Ctrl-C: a test run in the background (a shell's ``&``)
+    starts with SIGINT ignored, and a command keeps what it was given."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_reaches_the_command(d: Daemon, tmp_path: Path) -> None:
     target = tmp_path / "pool"
     target.mkdir()
@@ -111,7 +117,7 @@ def test_ctrl_c_reaches_the_command(d: Daemon, tmp_path: Path) -> None:
     # an upload from a pipe that never ends: it runs until interrupted
     proc = subprocess.Popen([sys.executable, "-m", "kvmpool", "vol-upload", "v", "-",
                              "--pool", "p"], env=env, stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_interruptible)
     assert proc.stdin is not None
     proc.stdin.write(b"x" * 65536)
     proc.stdin.flush()
@@ -260,3 +266,53 @@ def test_prefault_copies_shared_pages_ahead_and_yields_to_a_command(tmp_path: Pa
     prefaulted, interrupted = results
     assert prefaulted < pages // 10, results  # copied ahead: writing faults (almost) never
     assert interrupted > pages // 2, results  # a waiting connection stops it at once
+
+
+def test_socket_activation_takes_systemds_socket_and_leaves_it(tmp_path: Path) -> None:
+    """As with contrib/systemd's .socket unit, through systemd's own test tool: the socket
+    exists first, the first command starts the daemon with it as fd 3 (LISTEN_PID,
+    LISTEN_FDS), and the socket is left in place when the daemon stops."""
+    sock = tmp_path / "cli.sock"
+    log = tmp_path / "daemon.log"
+    env = dict(os.environ, KVMPOOL_ROOT=str(tmp_path / "not-this-root"))
+    env.pop("KVMPOOL_DAEMON_SOCKET", None)  # the daemon must not need it
+    activator = subprocess.Popen(
+        ["systemd-socket-activate", "-l", str(sock), sys.executable, "-m", "kvmpool",
+         "daemon"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        _wait_for(sock.exists, "systemd-socket-activate did not listen")
+        assert "listening on" not in log.read_text()  # no daemon yet
+        client_env = dict(os.environ, KVMPOOL_DAEMON_SOCKET=str(sock),
+                          KVMPOOL_ROOT=str(tmp_path / "root"))
+        for _ in range(2):  # the first starts the daemon, the second finds it running
+            done = subprocess.run([sys.executable, "-m", "kvmpool", "pool-list", "--all"],
+                                  env=client_env, capture_output=True, check=True)
+            assert done.stdout.startswith(b" Name")
+        text = log.read_text()
+        assert f"listening on {sock}" in text
+        assert text.count("] kvmpool pool-list --all") == 2  # served, not run alone
+    finally:
+        activator.send_signal(signal.SIGTERM)  # the daemon itself, after the exec
+        activator.wait(timeout=10)
+    assert sock.exists()  # systemd's socket, not the daemon's to remove
+
+
+def test_ctrl_c_while_a_daemon_never_answers(tmp_path: Path) -> None:
+    sock = tmp_path / "cli.sock"
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # listens, never accepts
+    mute.bind(str(sock))
+    mute.listen(8)
+    env = dict(os.environ, KVMPOOL_DAEMON_SOCKET=str(sock), KVMPOOL_ROOT=str(tmp_path))
+    out, err = tmp_path / "out", tmp_path / "err"
+    # files, not pipes: the descriptors sent stay open in the socket's queue (no EOF)
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "kvmpool", "pool-list"], env=env,
+                                stdout=stdout, stderr=stderr, preexec_fn=_interruptible)
+    time.sleep(1.0)
+    assert proc.poll() is None  # waiting for the daemon, as virsh waits for libvirtd
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    mute.close()
+    assert out.read_bytes() == b""
+    said = err.read_bytes()
+    assert said.count(b"\n") == 1 and b"did not answer" in said

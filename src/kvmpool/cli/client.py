@@ -64,7 +64,8 @@ def encode_request(argv: list[str], cwd: str, umask: int, env: dict[str, str],
 def main() -> int:
     """The command's exit status. A command the daemon ran ends this process here, with
     ``os._exit``: it made nothing that needs Python's finalization (~1.5 ms saved)."""
-    if os.environ.get("KVMPOOL_NO_DAEMON") != "1":
+    # not when systemd starts the daemon itself on a first connection (socket activation)
+    if os.environ.get("KVMPOOL_NO_DAEMON") != "1" and "LISTEN_PID" not in os.environ:
         code = through_daemon(sys.argv[1:])
         if code is not None:
             for stream in (sys.stdout, sys.stderr):
@@ -94,6 +95,10 @@ def through_daemon(argv: list[str]) -> int | None:
             kind, value = _reply(conn)
         except OSError:
             return None  # no daemon, or a descriptor we cannot pass: run here
+        except KeyboardInterrupt:  # a daemon that never answers: the command never started
+            sys.stderr.write(f"error: interrupted: the kvmpool daemon on {path} did not "
+                             "answer (hint: KVMPOOL_NO_DAEMON=1 runs commands here)\n")
+            return 130
         if kind != PID:
             return None  # refused (another kvmpool, or changed since it started)
         return _wait(conn, value)
@@ -109,7 +114,8 @@ def _wait(conn: _socket.socket, child: int) -> int:
             pass
 
     for signum in FORWARDED:
-        _signal.signal(signum, forward)
+        if _signal.getsignal(signum) != _signal.SIG_IGN:  # ignored here: ignored, as alone
+            _signal.signal(signum, forward)
     try:
         kind, value = _reply(conn)
     except OSError:

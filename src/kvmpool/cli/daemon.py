@@ -64,7 +64,12 @@ def serve(path: str, *, quiet: bool = False) -> None:
     importlib.import_module("kvmpool.manager")
     importlib.import_module("kvmpool.backends.dir")
     loaded = _kvmpool_files()
-    listener = _listen(path)
+    listener = _inherited()
+    owned = listener is None  # else systemd's: it stays when the daemon stops
+    if listener is None:
+        listener = _listen(path)
+    else:
+        path = listener.getsockname()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     signal.signal(signal.SIGTERM, _stop)
     gc.freeze()  # a worker's collections then leave the loaded objects (and their pages) alone
@@ -95,8 +100,27 @@ def serve(path: str, *, quiet: bool = False) -> None:
             with contextlib.suppress(OSError):
                 os.kill(spare, signal.SIGTERM)
         listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        if owned:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _inherited() -> socket.socket | None:
+    """The listening socket systemd passed (socket activation), or None."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    count = os.environ.get("LISTEN_FDS")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # not for the commands and their children
+    if count != "1":
+        raise click.ClickException(f"kvmpool daemon takes one socket from systemd, not "
+                                   f"{count} (hint: one ListenStream= in the .socket unit)")
+    listener = socket.socket(fileno=3)
+    os.set_inheritable(3, False)
+    if listener.family != socket.AF_UNIX or listener.type != socket.SOCK_STREAM:
+        raise click.ClickException("the socket from systemd is not a unix stream socket "
+                                   "(hint: ListenStream=/run/kvmpool/cli.sock)")
+    return listener
 
 
 def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, *,
