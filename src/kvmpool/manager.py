@@ -387,7 +387,15 @@ class Manager:
                 continue
             if not network and not type_info(rec.current.type).has_target:
                 continue  # a local volume backs no image of a network pool (nor asks its cluster)
-            for other in self.backend(rec.current).list_volumes(rec.current, details=True):
+            try:
+                others = self.backend(rec.current).list_volumes(rec.current, details=True)
+            except KvmpoolError as err:  # fail closed: its volumes may be backed by vol
+                raise InvalidState(
+                    f"cannot check whether volumes of pool '{rec.name}' are backed by "
+                    f"'{vol.name}': {err.message}",
+                    hint=f"try again when pool '{rec.name}' can be read, or stop it first "
+                         f"(pool-destroy {rec.name}); its volumes are then not checked") from None
+            for other in others:
                 backing = other.backing_store
                 if backing is not None and backing.path == path:
                     found.append(f"{rec.name}/{other.name}")

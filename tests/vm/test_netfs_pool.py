@@ -371,6 +371,10 @@ def test_server_gone_under_an_active_pool(kvmpool: Kvmpool, nfs_server: Path,
     kvmpool("pool-define", str(pool_xml(tmp_path / "g.xml", "gone", "nfs", str(nfs_server),
                                         target, ver="3")))
     kvmpool("pool-start", "gone", "--build")
+    local = tmp_path / "local"
+    local.mkdir()
+    kvmpool("pool-create-as", "local", "dir", "--target", str(local))
+    kvmpool("vol-create-as", "local", "v", "1M")
     sh("rpc.nfsd", "0", timeout=120)
     try:
         for argv in (("pool-info", "gone"), ("vol-list", "gone"), ("pool-destroy", "gone")):
@@ -379,8 +383,16 @@ def test_server_gone_under_an_active_pool(kvmpool: Kvmpool, nfs_server: Path,
             assert time.monotonic() - began < 15, argv
             assert "cannot reach NFS server '127.0.0.1'" in err and err.count("\n") == 1, err
         assert "umount -f -l" in err  # pool-destroy's hint
+        # a local volume's delete cannot check the NFS pool's volumes for it: refused, saying why
+        err = kvmpool("vol-delete", "v", "local", ok=False).err
+        assert "cannot check whether volumes of pool 'gone' are backed by 'v'" in err, err
+        assert "cannot reach NFS server" in err and err.count("\n") == 1, err
+        assert (local / "v").exists()
     finally:
         nfsd(4)
     wait_port(2049, "nfsd")
+    kvmpool("vol-delete", "v", "local")  # checked again once the server is back
+    assert not (local / "v").exists()
+    kvmpool("pool-destroy", "local")
     kvmpool("pool-destroy", "gone")
     assert mount_of(target) is None
