@@ -39,6 +39,7 @@ from kvmpool.errors import (
     VolumeNotFound,
 )
 from kvmpool.host import blkid, parted, udev
+from kvmpool.host.links import links_to
 from kvmpool.model import (
     Extent,
     ExtentDevice,
@@ -412,16 +413,7 @@ def stable_path(target: str | None, node: str) -> str:
     """libvirt's stable path: a link to ``node`` in the pool's target directory, else node."""
     if not target or os.path.normpath(target) == "/dev":
         return node
-    real = os.path.realpath(node)
-    try:
-        names = sorted(os.listdir(target))
-    except OSError:
-        return node
-    for name in names:
-        link = os.path.join(target, name)
-        if os.path.islink(link) and os.path.realpath(link) == real:
-            return link
-    return node
+    return links_to(target).get(os.path.realpath(node), node)
 
 
 def _require_unused(node: str, *, what: str | None = None) -> None:

@@ -38,6 +38,7 @@ from kvmpool.copy import Progress
 from kvmpool.errors import HostCommandFailed, InvalidArgument, KvmpoolError
 from kvmpool.fileio import atomic_write
 from kvmpool.host import iscsiadm, net, udev
+from kvmpool.host.links import links_to
 from kvmpool.host.run import Completed
 from kvmpool.model import PoolDef, VolTarget, VolType, VolumeDef
 
@@ -255,16 +256,8 @@ class IscsiBackend:
     @staticmethod
     def _links(target_dir: str) -> dict[str, str]:
         """Kernel name (sda) -> the stable link in ``target_dir`` (by-path) naming it."""
-        found: dict[str, str] = {}
-        try:
-            names = sorted(os.listdir(target_dir))
-        except FileNotFoundError:
-            return found
-        for name in names:
-            path = os.path.join(target_dir, name)
-            if os.path.islink(path) and "-iscsi-" in name and "-part" not in name:
-                found.setdefault(os.path.basename(os.path.realpath(path)), path)
-        return found
+        ours = links_to(target_dir, lambda name: "-iscsi-" in name and "-part" not in name)
+        return {os.path.basename(real): link for real, link in ours.items()}
 
     def _size(self, disk: str) -> int:
         with open(os.path.join(self.sys_block, disk, "size"), encoding="ascii") as f:

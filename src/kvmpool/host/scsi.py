@@ -26,6 +26,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from kvmpool.host.links import links_to
+
 SCSI_ID = "/lib/udev/scsi_id"
 SCAN_ALL = "- - -"  # every channel, target and LUN
 DISK, ROM = 0, 5  # SCSI peripheral device types kept as volumes (as libvirt)
@@ -191,19 +193,8 @@ def _block_device(lu_dir: str) -> str | None:
 def stable_links(directory: str, dev_root: str = "/dev") -> dict[str, str]:
     """Kernel device name (``sda``, also ``sda1``) -> the first link in ``directory``
     (sorted by name) that resolves to ``dev_root/<name>``."""
-    found: dict[str, str] = {}
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return found
-    for name in names:
-        path = os.path.join(directory, name)
-        if not os.path.islink(path):
-            continue
-        real = os.path.realpath(path)
-        if os.path.dirname(real) == dev_root:
-            found.setdefault(os.path.basename(real), path)
-    return found
+    return {os.path.basename(real): link for real, link in links_to(directory).items()
+            if os.path.dirname(real) == dev_root}
 
 
 def scsi_id_argv(device: str, *, export: bool = False) -> list[str]:
