@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from kvmpool.backends import fileops
+from kvmpool.host.run import Runner
+from kvmpool.model import VolTarget, VolumeDef
+from kvmpool.names import TEMP_PREFIX
 from tests.conftest import Kvmpool, tree
 
 pytestmark = pytest.mark.tools
@@ -288,3 +292,34 @@ def test_luks_volumes_take_their_passphrase_from_a_secret(
     for result in outputs:
         assert passphrase not in result.out + result.err
     assert not [p for p in os.listdir(pool) if p.startswith(".kvmpool")]
+
+
+def test_a_scratch_file_in_the_pool_is_taken_not_copied(pool: Path, tmp_path: Path) -> None:
+    """An rbd image staged into a dir pool (a hidden kvmpool scratch file in the pool's own
+    directory) becomes the new raw volume by a rename: its data is written once."""
+    data = os.urandom(MiB)
+    scratch = pool / (TEMP_PREFIX + "staged")
+    elsewhere = tmp_path / (TEMP_PREFIX + "staged")  # same name, not in the pool
+    for path in (scratch, elsewhere):
+        path.write_bytes(data)
+        os.chmod(path, 0o600)
+    inode = scratch.stat().st_ino
+
+    def source(path: Path) -> VolumeDef:
+        return VolumeDef(name="img", capacity=MiB, target=VolTarget(path=str(path), format="raw"))
+
+    def new(name: str, capacity: int = MiB) -> VolumeDef:
+        return VolumeDef(name=name, capacity=capacity, target=VolTarget(format="raw"))
+
+    made = Path(fileops.clone(Runner(), str(pool), source(scratch), new("taken", 4 * MiB)))
+    assert made.stat().st_ino == inode and not scratch.exists()
+    assert made.stat().st_size == 4 * MiB and made.read_bytes()[:MiB] == data
+    assert made.stat().st_mode & 0o777 == 0o600  # the pool's default mode, as a copy gets
+    copied = Path(fileops.clone(Runner(), str(pool), source(elsewhere), new("copied")))
+    assert elsewhere.exists() and copied.stat().st_ino != elsewhere.stat().st_ino
+    assert copied.read_bytes() == data
+    # a qcow2 destination converts (qemu-img) and leaves the scratch to its stager
+    scratch.write_bytes(data)
+    fileops.clone(Runner(), str(pool), source(scratch),
+                  VolumeDef(name="conv", capacity=MiB, target=VolTarget(format="qcow2")))
+    assert scratch.exists()

@@ -157,7 +157,9 @@ class Snapshotter(Protocol):
 @runtime_checkable
 class Stager(Protocol):
     """Network volumes (rbd) copied into a pool of another type: the volume's own backend
-    makes it a local raw file for the destination to copy or convert, removed on exit."""
+    makes it a local raw file for the destination to copy or convert, removed on exit if it
+    is still there. A scratch file named with ``names.TEMP_PREFIX`` in the destination's
+    own directory may be taken instead: moved into place as the new volume."""
 
     def staged_copy(self, pool: PoolDef, vol: VolumeDef, into: PoolDef,
                     progress: Progress | None) -> AbstractContextManager[VolumeDef]: ...

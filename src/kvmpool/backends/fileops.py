@@ -75,9 +75,16 @@ def clone(
     perms = new.target.permissions
     if perms is not None and perms.mode is not None:
         mode = perms.mode
-    tmp = os.path.join(directory, TEMP_PREFIX + os.urandom(8).hex())
+    # A scratch file of kvmpool's own in this directory (an rbd image staged for this copy,
+    # see backends.base.Stager; no volume may have such a name) is moved into place, not
+    # copied: its data is written once.
+    take = (byte_copy and os.path.basename(src_path).startswith(TEMP_PREFIX)
+            and os.path.dirname(os.path.abspath(src_path)) == os.path.abspath(directory))
+    tmp = src_path if take else os.path.join(directory, TEMP_PREFIX + os.urandom(8).hex())
     try:
-        if byte_copy:
+        if take:
+            _fsync(tmp)  # durable before it gets its name, as a copy is
+        elif byte_copy:
             _byte_copy(src_path, tmp, mode, reflink, progress)
         else:
             if reflink is Reflink.ALWAYS:
@@ -104,6 +111,14 @@ def clone(
             os.unlink(tmp)
         raise
     return path
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _as_file(name: str, path: str, fmt: str) -> VolumeDef:

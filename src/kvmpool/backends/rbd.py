@@ -426,8 +426,8 @@ class RbdBackend:
         key on its command line or in a file: so the data is streamed out through librbd
         into a sparse scratch file (unallocated extents are not read, zero chunks not
         written), removed when the copy is done. The scratch file lives in the destination
-        pool's directory for dir and fs pools (hidden name, same file system: the copy that
-        follows may share its extents), else in ``$TMPDIR`` or /var/tmp.
+        pool's directory for dir and fs pools (hidden name, same file system: a raw copy
+        takes the file itself, written once), else in ``$TMPDIR`` or /var/tmp.
         """
         tmp = os.path.join(_scratch_dir(into), TEMP_PREFIX + secrets.token_hex(8))
         local = VolumeDef(name=vol.name, type=VolType.FILE, capacity=vol.capacity,
