@@ -27,6 +27,7 @@ from kvmpool.errors import (
     ToolMissing,
     Unsupported,
 )
+from kvmpool.fileio import fsync_path
 from kvmpool.host import qemu_img
 from kvmpool.host.run import Runner
 from kvmpool.model import Snapshot, VolTarget, VolumeDef
@@ -83,7 +84,7 @@ def clone(
     tmp = src_path if take else os.path.join(directory, TEMP_PREFIX + os.urandom(8).hex())
     try:
         if take:
-            _fsync(tmp)  # durable before it gets its name, as a copy is
+            fsync_path(tmp)  # durable before it gets its name, as a copy is
         elif byte_copy:
             _byte_copy(src_path, tmp, mode, reflink, progress)
         else:
@@ -111,14 +112,6 @@ def clone(
             os.unlink(tmp)
         raise
     return path
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _as_file(name: str, path: str, fmt: str) -> VolumeDef:
