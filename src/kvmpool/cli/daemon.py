@@ -134,10 +134,10 @@ def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, *,
         _prefault(listener)
         conn, _ = listener.accept()
         listener.close()
-        request, fds = _check(conn, loaded, quiet=quiet)
-        if request is None:
-            said = b"S" if fds is None else b"T"
-        else:
+        verdict, request, fds = _check(conn, loaded, quiet=quiet)
+        if verdict == "stop":
+            said = b"S"
+        elif verdict == "serve":
             os.write(pipe, said)
             os.close(pipe)
             pipe = -1
@@ -145,7 +145,7 @@ def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, *,
                 words = request["argv"]
                 shown = " ".join(map(str, words)) if isinstance(words, list) else ""
                 print(f"kvmpool daemon: [{os.getpid()}] kvmpool {shown}", flush=True)
-            _child(conn, request, fds or [])
+            _child(conn, request, fds)
     except BaseException:  # noqa: S110 - a worker only ever tells and exits
         pass
     if pipe >= 0:
@@ -231,26 +231,26 @@ def _unchanged(loaded: dict[str, int]) -> bool:
 
 
 def _check(conn: socket.socket, loaded: dict[str, int], *, quiet: bool,
-           ) -> tuple[dict[str, object] | None, list[int] | None]:
-    """The request and its descriptors, or (None, []) when refused (the client then runs
-    the command itself), or (None, None) when kvmpool changed: the daemon must stop."""
+           ) -> tuple[str, dict[str, object], list[int]]:
+    """("serve", the request, its descriptors); or "refuse" (the client then runs the
+    command itself); or "stop" when kvmpool changed since the daemon started."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     if uid != os.getuid():
-        return None, []
+        return "refuse", {}, []
     try:
         request, fds = _receive(conn)
     except (OSError, ValueError, KeyError, TypeError):
-        return None, []
+        return "refuse", {}, []
     if request.get("package") == client.package_dir() and len(fds) == 3:
         if _unchanged(loaded):
-            return request, fds
+            return "serve", request, fds
         conn.sendall(client.REPLY.pack(client.REFUSED, 0))
         if not quiet:
             print("kvmpool daemon: kvmpool changed since it started; stopping", flush=True)
-        return None, None
+        return "stop", {}, []
     conn.sendall(client.REPLY.pack(client.REFUSED, 0))
-    return None, []
+    return "refuse", {}, []
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
