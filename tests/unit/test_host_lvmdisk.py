@@ -89,6 +89,175 @@ def test_malformed_metadata_is_no_answer(text: str) -> None:
     assert lvmdisk.parse_metadata(text) is None
 
 
+# A VG of two PVs (4 MiB extents) with a linear LV in two segments, an LV striped over
+# both PVs, a thin pool with its hidden LVs, a thin LV and a classic snapshot.
+SPACE = """\
+vg1 {
+id = "FPivUC-rj77-eJt8-mgKl-SCPM-3Yet-3PCAQE"
+seqno = 12
+status = ["RESIZEABLE", "READ", "WRITE"]
+flags = []
+extent_size = 8192
+physical_volumes {
+pv0 {
+device = "/dev/vdb"
+status = ["ALLOCATABLE"]
+flags = []
+pe_start = 2048
+pe_count = 100
+}
+pv1 {
+device = "/dev/vdc"
+status = ["ALLOCATABLE"]
+flags = []
+pe_start = 2048
+pe_count = 50
+}
+}
+logical_volumes {
+lin {
+segment_count = 2
+segment1 {
+start_extent = 0
+extent_count = 2
+type = "striped"
+stripe_count = 1
+stripes = [
+"pv0", 0
+]
+}
+segment2 {
+start_extent = 2
+extent_count = 3
+type = "striped"
+stripe_count = 1
+stripes = [
+"pv1", 0
+]
+}
+}
+wide {
+segment1 {
+start_extent = 0
+extent_count = 8
+type = "striped"
+stripe_count = 2
+stripe_size = 128
+stripes = [
+"pv0", 2,
+"pv1", 3
+]
+}
+}
+tp {
+segment1 {
+start_extent = 0
+extent_count = 10
+type = "thin-pool"
+metadata = "tp_tmeta"
+pool = "tp_tdata"
+}
+}
+thin {
+segment1 {
+start_extent = 0
+extent_count = 64
+type = "thin"
+thin_pool = "tp"
+}
+}
+lvol0_pmspare {
+segment1 {
+start_extent = 0
+extent_count = 1
+type = "striped"
+stripe_count = 1
+stripes = [
+"pv0", 6
+]
+}
+}
+tp_tmeta {
+segment1 {
+start_extent = 0
+extent_count = 1
+type = "striped"
+stripe_count = 1
+stripes = [
+"pv0", 7
+]
+}
+}
+tp_tdata {
+segment1 {
+start_extent = 0
+extent_count = 10
+type = "striped"
+stripe_count = 1
+stripes = [
+"pv0", 8
+]
+}
+}
+snap {
+segment1 {
+start_extent = 0
+extent_count = 2
+type = "snapshot"
+chunk_size = 8
+origin = "lin"
+cow_store = "snap_cow"
+}
+}
+snap_cow {
+segment1 {
+start_extent = 0
+extent_count = 1
+type = "striped"
+stripe_count = 1
+stripes = ["pv1", 7]
+}
+}
+}
+}
+contents = "Text Format Volume Group"
+"""
+
+
+def test_size_and_free_space_are_counted_from_the_extents() -> None:
+    meta = lvmdisk.parse_metadata(SPACE)
+    assert meta is not None and meta.seqno == 12
+    extent = 8192 * 512
+    used = 2 + 3 + 8 + 1 + 1 + 10 + 1  # PV extents only: not the thin pool, thin LV, snapshot
+    assert (meta.size, meta.free) == (150 * extent, (150 - used) * extent)
+
+
+@pytest.mark.parametrize("change", [
+    ("vg1 {\n", "vg1 {\n"),  # unchanged: the control case
+    ("extent_size = 8192\n", ""),
+    ("pe_count = 50\n", ""),
+    ('status = ["ALLOCATABLE"]\nflags = []\npe_start = 2048\npe_count = 50',
+     'status = ["ALLOCATABLE"]\nflags = ["MISSING"]\npe_start = 2048\npe_count = 50'),
+    ('status = ["ALLOCATABLE"]\nflags = []\npe_start = 2048\npe_count = 50',
+     'status = []\nflags = []\npe_start = 2048\npe_count = 50'),  # not allocatable
+    ('type = "thin"\n', 'type = "vdo"\n'),  # a type not known here
+    ('"pv0", 6', '"pv9", 6'),  # a PV the VG does not list
+    ('"pv0", 2,\n"pv1", 3', '"pv0", 2,\n"lin", 3'),  # a PV and an LV in one list
+    ('origin = "lin"\ncow_store = "snap_cow"\n}',  # a pvmove: a mirror straight on PVs
+     'origin = "lin"\ncow_store = "snap_cow"\nmirrors = [\n"pv0", 20,\n"pv1", 20\n]\n}'),
+    ("extent_count = 10\ntype = \"striped\"", "extent_count = 200\ntype = \"striped\""),
+])
+def test_space_is_unknown_when_anything_is_unexpected(change: tuple[str, str]) -> None:
+    old, new = change
+    assert old in SPACE
+    meta = lvmdisk.parse_metadata(SPACE.replace(old, new))
+    assert meta is not None and meta.lvs  # names and seqno are still read
+    if old == new:
+        assert meta.size is not None and meta.free is not None
+    else:
+        assert meta.size is None and meta.free is None
+
+
 def _label(sector: int = 1, *, pe_start: int = 1 << 20, mdas: tuple[int, ...] = (4096,),
            corrupt: bool = False) -> bytes:
     """The first 2 KiB of a PV as pvcreate lays it out (label in sector ``sector``)."""

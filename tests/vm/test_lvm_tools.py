@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kvmpool.backends.base import Context
-from kvmpool.backends.logical import LogicalBackend
+from kvmpool.backends.logical import LogicalBackend, vg_of
 from kvmpool.errors import AlreadyExists, InUse, InvalidArgument, NotFound
 from kvmpool.host import lvmdisk
 from kvmpool.host.lvm import LogicalVolume, Lvm
 from kvmpool.host.run import Runner
+from kvmpool.model import PoolDef
 from kvmpool.xml import parse_pool
 
 if TYPE_CHECKING:
@@ -201,6 +202,16 @@ def _report(argv: list[str]) -> dict[str, str]:
     return dict(row)
 
 
+def _same_space_as_vgs(backend: LogicalBackend, pool: PoolDef, runner: Runner,
+                       lvm: Lvm) -> None:
+    """The pool's size and free space, counted from the metadata, are vgs's: no lvm run."""
+    runner.history.clear()
+    sized = backend.refresh(pool)
+    assert runner.history == []
+    vg = lvm.vg(vg_of(pool))
+    assert (sized.capacity, sized.available) == (vg.size, vg.free)
+
+
 def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str]) -> None:
     """kvmpool.host.lvmdisk answers without lvm what lvs/pvs would, or says it cannot."""
     dev, dev2 = disks[:2]
@@ -249,15 +260,16 @@ def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str
     assert lvmdisk.pv_of_active_lv("fastvg") in (dev, dev2)
     assert backend.check(adopted) and backend.volume(adopted, "nope") is None
     assert runner.history == []
-    # pool-info's refresh: the VG's sizes from one vgs, the check done without pvs
-    sized = backend.refresh(pool)
-    assert [c.argv[0] for c in runner.history] == ["vgs"]
-    assert sized.capacity == lvm.vg("fastvg").size
+    # pool-info's refresh: the VG's sizes counted from the metadata, no lvm command at all
+    _same_space_as_vgs(backend, pool, runner, lvm)
     # anything else goes to lvs: an origin with a snapshot, a thin LV, an inactive LV
     lvm.create_snapshot("fastvg", "a", "s", 4 * MiB)
+    _same_space_as_vgs(backend, pool, runner, lvm)
     lvm.create_thin_pool("fastvg", "tp", 16 * MiB)
     lvm.create_thin("fastvg", "tp", "t", 64 * MiB)
+    _same_space_as_vgs(backend, pool, runner, lvm)
     lvm.lvchange("fastvg", "b-c", active=False)
+    _same_space_as_vgs(backend, pool, runner, lvm)
     for name in ("a", "s", "t", "b-c"):
         assert lvmdisk.active_linear_lv("fastvg", name) is None
         runner.history.clear()
@@ -268,6 +280,13 @@ def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str
     runner.history.clear()
     assert {v.name for v in backend.list_volumes(pool, details=True)} == {"a", "b-c", "s", "t"}
     assert [c.argv[0] for c in runner.history] == ["lvs"]
+    # an LV striped over both PVs and a raid1 LV are counted as vgs counts them
+    subprocess.run(["lvcreate", "-q", "-y", "-i", "2", "-L", "12M", "-n", "wide", "fastvg"],
+                   check=True, capture_output=True, timeout=120)
+    _same_space_as_vgs(backend, pool, runner, lvm)
+    subprocess.run(["lvcreate", "-q", "-y", "--type", "raid1", "-m", "1", "-L", "8M", "-n",
+                    "mirrored", "fastvg"], check=True, capture_output=True, timeout=120)
+    _same_space_as_vgs(backend, pool, runner, lvm)
     # a removed VG leaves no metadata that could pass for it
     lvm.vgremove("fastvg")
     assert lvmdisk.vg_metadata(dev) is None and lvmdisk.vg_metadata(dev2) is None

@@ -8,10 +8,11 @@ snapshotted with kvmpool's snapshot verbs (classic snapshots with a size, thin s
 A pool may adopt an existing VG: without source devices, build creates nothing.
 
 Few lvm commands (each costs a process and a device scan): the questions asked on every
-command (is the pool there, does this volume exist, what is it, which volumes are there)
-are answered from the PV's metadata and device-mapper (``kvmpool.host.lvmdisk``) when they
-can be, else by one report; vol-create-as is one lvcreate, vol-delete one lvremove (lvm's own
-refusals, "already exists", "in use", are classified).
+command (is the pool there, does this volume exist, what is it, which volumes are there,
+how big is the VG and how much of it is free) are answered from the PV's metadata and
+device-mapper (``kvmpool.host.lvmdisk``) when they can be, else by one report; vol-create-as
+is one lvcreate, vol-delete one lvremove (lvm's own refusals, "already exists", "in use",
+are classified).
 
 Interruptions: lvcreate commits an LV at once or not at all. Ctrl-C stops it and removes
 what it made; a SIGKILL of kvmpool alone lets the lvcreate it started finish (the LV is
@@ -230,11 +231,16 @@ class LogicalBackend:
     def refresh(self, pool: PoolDef) -> PoolDef:
         """VG size and free space; for a thin-bound pool also what is provisioned against
         what the thin pool really holds, with its data and metadata fill."""
-        if self._metadata(pool) is None:  # else the check passed without lvm
+        meta = self._metadata(pool)
+        if meta is None:  # else the check passed without lvm
             self._check_devices(pool)
-        info = self.lvm.vg(vg_of(pool))
-        pool = dataclasses.replace(pool, capacity=info.size, available=info.free,
-                                   allocation=info.size - info.free)
+        if meta is not None and meta.size is not None and meta.free is not None:
+            size, free = meta.size, meta.free  # counted from the metadata: no vgs
+        else:
+            info = self.lvm.vg(vg_of(pool))
+            size, free = info.size, info.free
+        pool = dataclasses.replace(pool, capacity=size, available=free,
+                                   allocation=size - free)
         if not pool.thin_pool:
             return pool
         lvs = self.lvm.lvs(vg_of(pool))

@@ -6,7 +6,8 @@ only when these readers cannot answer for sure:
 
 - ``read_label`` / ``vg_metadata``: the PV label in a device's first sectors and the VG
   metadata text its metadata area points to (LVM2 text format), checked against the
-  checksums LVM stores with them. From that text: the VG's name and its LV names.
+  checksums LVM stores with them. From that text: the VG's name, its LV names, and its size
+  and free space (extents of its PVs, less those its LVs take), as vgs reports them.
 - ``active_linear_lv``: an active LV's device-mapper device (``/dev/VG/LV``, sysfs, and the
   table through the kernel's DM_TABLE_STATUS ioctl): its UUID, size and where its extents lie.
 
@@ -52,6 +53,8 @@ class VgMetadata:
     name: str
     seqno: int
     lvs: frozenset[str]  # every LV in the metadata, hidden ones (pool_tdata, snapshot0) too
+    size: int | None = None  # bytes, as vgs's vg_size; None: not known for sure
+    free: int | None = None  # bytes, as vgs's vg_free
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,33 +231,107 @@ def vg_metadata(device: str) -> VgMetadata | None:
 #   contents = "Text Format Volume Group"
 # (indented with tabs by depth; shown flat here)
 def parse_metadata(text: str) -> VgMetadata | None:
-    """The VG name, seqno and LV names of a metadata text; None if it is not well formed."""
+    """The VG name, seqno, LV names and extent counts of a metadata text; None if it is
+    not well formed."""
+    sections = _sections(text)
+    if sections is None:
+        return None
+    tops = [path for path in sections if len(path) == 1]
+    if len(tops) != 1:
+        return None
+    vg, = tops[0]
+    seqno = sections[(vg,)].get("seqno", "")
+    if not seqno.isdigit():
+        return None
+    lvs = frozenset(path[2] for path in sections
+                    if len(path) == 3 and path[1] == "logical_volumes")
+    space = _space(sections, vg, lvs)
+    return VgMetadata(name=vg, seqno=int(seqno), lvs=lvs,
+                      size=space[0] if space else None, free=space[1] if space else None)
+
+
+def _sections(text: str) -> dict[tuple[str, ...], dict[str, str]] | None:
+    """Every section by its path (("vg0",), ("vg0", "logical_volumes", "x"), ...) with its
+    ``key = value`` lines, values as written (an array joined onto one line)."""
     path: list[str] = []
-    vg = ""
-    seqno: int | None = None
-    lvs: set[str] = set()
+    sections: dict[tuple[str, ...], dict[str, str]] = {}
+    pending: tuple[str, str] | None = None  # an array still open: (key, text so far)
     for raw in text.splitlines():
         line = raw.strip()
+        if pending is not None:
+            key, value = pending
+            value += " " + line
+            if "]" in line:
+                if path:
+                    sections[tuple(path)][key] = value
+                pending = None
+            else:
+                pending = key, value
+            continue
         if not line or line.startswith("#"):
             continue
-        if len(path) == 1 and line.startswith("seqno = ") and line[8:].isdigit():
-            seqno = int(line[8:])
-        elif line.endswith("{") and "=" not in line and '"' not in line:
-            name = line[:-1].strip()
-            if not path:
-                if vg:
-                    return None  # a second top-level section
-                vg = name
-            path.append(name)
-            if len(path) == 3 and path[1] == "logical_volumes":
-                lvs.add(name)
+        if line.endswith("{") and "=" not in line and '"' not in line:
+            path.append(line[:-1].strip())
+            if tuple(path) in sections:
+                return None  # the same section twice
+            sections[tuple(path)] = {}
         elif line == "}":
             if not path:
                 return None
             path.pop()
-    if path or not vg or seqno is None:
+        elif " = " in line:
+            key, value = line.split(" = ", 1)
+            if value.startswith("[") and "]" not in value:
+                pending = key, value
+            elif path:
+                sections[tuple(path)][key] = value
+    if path or pending is not None:
         return None
-    return VgMetadata(name=vg, seqno=seqno, lvs=frozenset(lvs))
+    return sections
+
+
+# Segment types whose extents all come from other LVs (or from nowhere); any other type,
+# or a name in an area list that is no LV, leaves the VG's free space to vgs.
+_KNOWN_SEGMENT_TYPES = re.compile(r'"(striped|thin|thin-pool|snapshot|mirror|raid[0-9a-z_]*'
+                                  r'|cache|cache-pool|zero|error)"')
+_AREA_LISTS = ("stripes", "mirrors", "raids", "raid0_lvs")
+
+
+def _space(sections: dict[tuple[str, ...], dict[str, str]], vg: str,
+           lvs: frozenset[str]) -> tuple[int, int] | None:
+    """(size, free) in bytes as vgs reports them, or None when unsure: the extents of every
+    PV, less those the LVs' striped segments take on PVs directly."""
+    extent = sections[(vg,)].get("extent_size", "")
+    pvs = {path[2]: fields for path, fields in sections.items()
+           if len(path) == 3 and path[1] == "physical_volumes"}
+    if not extent.isdigit() or not pvs:
+        return None
+    total = 0
+    for fields in pvs.values():
+        count = fields.get("pe_count", "")
+        if not count.isdigit() or "MISSING" in fields.get("flags", "[]") \
+                or '"ALLOCATABLE"' not in fields.get("status", ""):
+            return None
+        total += int(count)
+    used = 0
+    for path, fields in sections.items():
+        if len(path) != 4 or path[1] != "logical_volumes" or not path[3].startswith("segment"):
+            continue
+        if not _KNOWN_SEGMENT_TYPES.fullmatch(fields.get("type", "")):
+            return None
+        for key in _AREA_LISTS:
+            names = re.findall(r'"([^"]*)"', fields.get(key, ""))
+            if key == "stripes" and names and all(n in pvs for n in names):
+                count = fields.get("extent_count", "")
+                if not count.isdigit():
+                    return None
+                used += int(count)
+            elif not all(n in lvs for n in names):
+                return None  # a pvmove's mirror on PVs, a PV that is not listed, ...
+    if used > total:
+        return None
+    size = int(extent) * SECTOR
+    return total * size, (total - used) * size
 
 
 # ------------------------------------------------------------------ device-mapper
