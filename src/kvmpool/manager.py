@@ -110,8 +110,9 @@ class Manager:
             hint="list pools with: kvmpool pool-list --all",
         )
 
-    def active_record(self, name_or_uuid: str) -> PoolRecord:
-        rec = self.record(name_or_uuid)
+    def active_record(self, pool: str | PoolRecord) -> PoolRecord:
+        """A running pool by name or UUID, or one the caller has just looked up."""
+        rec = self.record(pool) if isinstance(pool, str) else pool
         if not rec.active:
             raise InvalidState(
                 f"storage pool '{rec.name}' is not active",
@@ -327,10 +328,12 @@ class Manager:
             hint="give the pool with --pool to look a volume up by name")
 
     def create_volume(
-        self, pool_name: str, vol: VolumeDef, options: CreateOptions | None = None
+        self, pool_ref: str | PoolRecord, vol: VolumeDef, options: CreateOptions | None = None
     ) -> VolumeDef:
+        """vol-create; ``pool_ref``: a name or UUID, or the record the caller parsed ``vol``
+        with (its pool is not looked up and checked again)."""
         options = options or CreateOptions()
-        rec = self.active_record(pool_name)
+        rec = self.active_record(pool_ref)
         pool = rec.current
         check_volume_name(vol.name)
         caps.require(pool, Ability.CREATE_VOLUME)

@@ -48,7 +48,7 @@ def vol_create_as(session: Session, pool: str, name: str, capacity: str, allocat
         rec = session.manager.record(pool)
         vol = xml.parse_volume(doc, rec.current)
         made = session.manager.create_volume(
-            pool, vol, CreateOptions(prealloc_metadata=prealloc_metadata))
+            rec, vol, CreateOptions(prealloc_metadata=prealloc_metadata))
     if as_json:
         return emit_json(made)
     session.say(f"Vol {name} created")
@@ -72,7 +72,7 @@ def vol_create(session: Session, pool: str, file: str, prealloc_metadata: bool,
         rec = session.manager.record(pool)
         vol = xml.parse_volume(data, rec.current)
         made = session.manager.create_volume(
-            pool, vol, CreateOptions(prealloc_metadata=prealloc_metadata))
+            rec, vol, CreateOptions(prealloc_metadata=prealloc_metadata))
     if as_json:
         return emit_json(made)
     session.say(f"Vol {made.name} created from {file}")

@@ -71,7 +71,7 @@ def create_volume(svc: Service, call: Call) -> Reply:
             raise InvalidArgument("give either 'xml' or the volume's fields, not both")
         vol = xml.parse_volume(doc, rec.current, capacity_optional=source is not None)
         if source is None:
-            made = m.create_volume(pool, vol, CreateOptions(
+            made = m.create_volume(rec, vol, CreateOptions(
                 prealloc_metadata=call.flag("prealloc_metadata")))
             return Reply(201, vol_json(made))
         from_pool = call.text("from_pool")
