@@ -118,3 +118,59 @@ def test_lvm_create_delete_overhead(disks: list[str], lvm: Lvm, tmp_path: Path) 
         print(f"  lvm commands, {way:8s} {' '.join(argv0s)}")
     assert not [lv for lv in lvm.lvs("benchvg")]
     manager.destroy("bench")
+
+
+def test_lvm_pool_info_cost(disks: list[str], lvm: Lvm, tmp_path: Path) -> None:
+    """pool-info of a logical pool holding a few LVs against one bare ``vgs`` (what libvirt
+    runs for it): the library, the CLI alone, and the CLI through a daemon."""
+    dev = disks[1]
+    lvm.pvcreate([dev])
+    lvm.vgcreate("infovg", [dev])
+    for i in range(4):
+        lvm.create_linear("infovg", f"lv{i}", 8 << 20)
+    root = tmp_path / "root"
+    manager = Manager(default_paths(str(root)), Runner())
+    manager.define(parse_pool(f"<pool type='logical'><name>info</name><source><device "
+                              f"path='{dev}'/><name>infovg</name></source></pool>"))
+    manager.start("info")
+    sock = tmp_path / "daemon" / "cli.sock"
+    env = dict(os.environ, KVMPOOL_ROOT=str(root), KVMPOOL_DAEMON_SOCKET=str(sock))
+    cold_env = dict(env, KVMPOOL_NO_DAEMON="1")
+    kvmpool = str(Path(sys.executable).with_name("kvmpool"))
+    vg = lvm.vg("infovg")
+
+    def bare(_i: int) -> None:
+        subprocess.run(["vgs", "--units", "b", "-o", "vg_size,vg_free", "infovg"], check=True,
+                       capture_output=True, timeout=120)
+
+    def library(_i: int) -> None:
+        del manager.runner.history[:]
+        live = manager.live_def(manager.record("info"))
+        assert (live.capacity, live.available) == (vg.size, vg.free)
+
+    def cli(_i: int) -> None:
+        subprocess.run([kvmpool, "pool-info", "info"], check=True, env=cold_env,
+                       capture_output=True, timeout=300)
+
+    def cli_warm(_i: int) -> None:
+        subprocess.run([kvmpool, "pool-info", "info"], check=True, env=env,
+                       capture_output=True, timeout=300)
+
+    daemon = subprocess.Popen([sys.executable, "-m", "kvmpool", "daemon"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not sock.exists():
+            assert daemon.poll() is None and time.monotonic() < deadline, "no kvmpool daemon"
+            time.sleep(0.1)
+        t_bare, t_lib, t_cli, t_warm = _best([bare, library, cli, cli_warm])
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    print(f"\npool-info of a logical pool (4 LVs), best of {ROUNDS}, in the TCG VM:")
+    print(f"  vgs                            {t_bare:7.2f} s   1.00x")
+    print(f"  kvmpool Manager (library)      {t_lib:7.2f} s   {t_lib / t_bare:4.2f}x"
+          f"   lvm commands: {' '.join(c.argv[0] for c in manager.runner.history) or 'none'}")
+    print(f"  kvmpool pool-info, alone       {t_cli:7.2f} s   {t_cli / t_bare:4.2f}x")
+    print(f"  kvmpool pool-info, daemon      {t_warm:7.2f} s   {t_warm / t_bare:4.2f}x")
+    manager.destroy("info")
