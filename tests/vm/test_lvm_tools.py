@@ -287,6 +287,27 @@ def test_disk_and_device_mapper_readers_agree_with_lvm(lvm: Lvm, disks: list[str
     subprocess.run(["lvcreate", "-q", "-y", "--type", "raid1", "-m", "1", "-L", "8M", "-n",
                     "mirrored", "fastvg"], check=True, capture_output=True, timeout=120)
     _same_space_as_vgs(backend, pool, runner, lvm)
+    # two PVs holding different versions of the metadata (a commit that reached one PV
+    # only): no answer from the disks, lvm's instead
+    both = parse_pool(f"<pool type='logical'><name>p2</name><source><device path='{dev2}'/>"
+                      f"<device path='{dev}'/><name>fastvg</name></source></pool>")
+    _same_space_as_vgs(backend, both, runner, lvm)
+    fd = os.open(dev2, os.O_RDWR)
+    try:
+        behind = os.pread(fd, 1 << 20, 0)  # label and metadata area: pe_start is 1 MiB
+        lvm.create_linear("fastvg", "late", 4 * MiB)
+        os.pwrite(fd, behind, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    old, new = lvmdisk.vg_metadata(dev2), lvmdisk.vg_metadata(dev)
+    assert old is not None and new is not None and old.seqno < new.seqno
+    assert "late" in new.lvs and "late" not in old.lvs
+    runner.history.clear()
+    sized = backend.refresh(both)
+    assert "vgs" in [c.argv[0] for c in runner.history]
+    vg = lvm.vg("fastvg")
+    assert (sized.capacity, sized.available) == (vg.size, vg.free)  # "late" counted
     # a removed VG leaves no metadata that could pass for it
     lvm.vgremove("fastvg")
     assert lvmdisk.vg_metadata(dev) is None and lvmdisk.vg_metadata(dev2) is None

@@ -118,19 +118,20 @@ class LogicalBackend:
                 hint="fix <source><device> with kvmpool pool-edit")
 
     def _metadata(self, pool: PoolDef) -> lvmdisk.VgMetadata | None:
-        """The VG's metadata as one of the pool's source devices holds it (no lvm command);
-        for a pool without source devices (an adopted VG), as the PV under one of its
-        active LVs holds it. None when it cannot be read for sure."""
+        """The VG's metadata as the pool's source devices hold it (no lvm command); for a
+        pool without source devices (an adopted VG), as the PV under one of its active LVs
+        holds it. None when it cannot be read for sure, or when two devices hold different
+        versions of it (a commit that reached only some PVs: lvm then repairs it)."""
         vg = vg_of(pool)
         devices = [d.path for d in pool.source.devices]
         if not devices:
             pv = lvmdisk.pv_of_active_lv(vg)
             devices = [pv] if pv is not None else []
-        for dev in devices:
-            meta = lvmdisk.vg_metadata(dev)
-            if meta is not None and meta.name == vg:
-                return meta
-        return None
+        found = [meta for meta in map(lvmdisk.vg_metadata, devices)
+                 if meta is not None and meta.name == vg]
+        if not found or any(meta.seqno != found[0].seqno for meta in found):
+            return None
+        return found[0]
 
     def check(self, pool: PoolDef) -> bool:
         """Runs on every command that looks the pool up: a pool device whose metadata names
