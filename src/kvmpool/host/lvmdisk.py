@@ -290,8 +290,10 @@ def _sections(text: str) -> dict[tuple[str, ...], dict[str, str]] | None:
     return sections
 
 
-# Segment types whose extents all come from other LVs (or from nowhere); any other type,
-# or a name in an area list that is no LV, leaves the VG's free space to vgs.
+# The segment types counted here: their area lists (LVM writes "stripes", "mirrors",
+# "raids" or "raid0_lvs") name PVs (striped) or other LVs, or they have none (thin, zero,
+# error). Any other type, or an area list naming anything else, leaves the VG's free space
+# to vgs.
 _KNOWN_SEGMENT_TYPES = re.compile(r'"(striped|thin|thin-pool|snapshot|mirror|raid[0-9a-z_]*'
                                   r'|cache|cache-pool|zero|error)"')
 _AREA_LISTS = ("stripes", "mirrors", "raids", "raid0_lvs")
