@@ -231,6 +231,46 @@ def test_a_spare_worker_waits_and_is_replaced_when_killed(d: Daemon) -> None:
     assert not d.sock.exists()
 
 
+def _gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() \
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+
+
+def test_a_spare_ends_with_its_daemon_even_a_killed_one(d: Daemon) -> None:
+    _wait_for(lambda: len(_children(d.proc.pid)) == 1, "no spare worker")
+    (spare,) = _children(d.proc.pid)
+    d.proc.kill()  # SIGKILL: the daemon cannot take its spare with it
+    d.proc.wait(timeout=10)
+    _wait_for(lambda: _gone(spare), "the spare outlived its killed daemon")
+
+
+def _forks(sock: Path) -> set[int]:
+    """The daemon listening on ``sock`` and every fork of it still alive (they share its
+    environment, which names the socket)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"daemon" in (entry / "cmdline").read_bytes() \
+                    and f"KVMPOOL_DAEMON_SOCKET={sock}".encode() in \
+                    (entry / "environ").read_bytes().split(b"\0") and not _gone(int(entry.name)):
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_daemon_stopped_right_after_commands_leaves_no_fork(tmp_path: Path) -> None:
+    """Stopped as it forks the next spare (just after serving a command), a daemon once
+    missed the new spare, which then waited for ever on the deleted socket."""
+    for i in range(6):
+        (tmp_path / str(i)).mkdir()
+        running = Daemon(tmp_path / str(i))
+        for _ in range(3):
+            assert running.run("--version").returncode == 0
+        running.stop()
+        _wait_for(lambda sock=running.sock: not _forks(sock), "a fork outlived its daemon")
+
+
 def _faults_writing(block: bytearray) -> int:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for offset in range(0, len(block), 4096):

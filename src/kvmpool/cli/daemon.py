@@ -76,13 +76,19 @@ def serve(path: str, *, quiet: bool = False) -> None:
     if not quiet:
         print(f"kvmpool daemon: listening on {path}", flush=True)
     spare = 0
+    daemon = os.getpid()
     try:
         while True:
             news, pipe = os.pipe()
+            # SIGTERM waits while the spare is forked and noted: it would otherwise stop
+            # the daemon before the spare is known to its cleanup (the spare then lingered),
+            # or reach the new worker before it set its own handlers.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
             spare = os.fork()
             if spare == 0:  # the worker: never returns
                 os.close(news)
-                _worker(listener, loaded, pipe, quiet=quiet)
+                _worker(listener, loaded, pipe, daemon, quiet=quiet)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             os.close(pipe)
             try:
                 said = os.read(news, 1)
@@ -123,16 +129,22 @@ def _inherited() -> socket.socket | None:
     return listener
 
 
-def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, *,
+def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, daemon: int, *,
             quiet: bool) -> NoReturn:
     """Take one connection, tell the daemon (a byte on ``pipe``: T taken, S stop), serve it
-    and exit."""
+    and exit. While it waits, the spare ends with its daemon, however that ends (even
+    SIGKILL); a command it serves runs to its end."""
     said = b"T"
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _parent_death_signal(signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if os.getppid() != daemon:
+            os._exit(0)  # the daemon ended before the signal was set up
         _prefault(listener)
         conn, _ = listener.accept()
+        _parent_death_signal(0)
         listener.close()
         verdict, request, fds = _check(conn, loaded, quiet=quiet)
         if verdict == "stop":
@@ -152,6 +164,15 @@ def _worker(listener: socket.socket, loaded: dict[str, int], pipe: int, *,
         with contextlib.suppress(OSError):
             os.write(pipe, said)
     os._exit(0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal(signum: int) -> None:
+    """The signal this process gets when its parent ends (0: none)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
 
 
 MADV_POPULATE_WRITE = 23  # Linux 5.14 and later
