@@ -44,6 +44,7 @@ import click
 
 from kvmpool.cli import client
 from kvmpool.cli.main import COMMANDS, Session, cli, pass_session
+from kvmpool.copy import libc
 
 MAX_REQUEST = 4 << 20
 
@@ -72,6 +73,8 @@ def serve(path: str, *, quiet: bool = False) -> None:
         path = listener.getsockname()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     signal.signal(signal.SIGTERM, _stop)
+    with contextlib.suppress(OSError):
+        libc()  # loaded once here: a worker calls prctl and madvise without loading it again
     gc.freeze()  # a worker's collections then leave the loaded objects (and their pages) alone
     if not quiet:
         print(f"kvmpool daemon: listening on {path}", flush=True)
@@ -172,7 +175,7 @@ PR_SET_PDEATHSIG = 1
 def _parent_death_signal(signum: int) -> None:
     """The signal this process gets when its parent ends (0: none)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        libc().prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
 
 
 MADV_POPULATE_WRITE = 23  # Linux 5.14 and later
@@ -184,7 +187,7 @@ def _prefault(listener: socket.socket) -> None:
     fault on its first write to each page; stop when a connection waits, or when the kernel
     cannot (older than 5.14)."""
     try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise = libc().madvise
         madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         with open("/proc/self/maps") as maps:
             lines = maps.read().splitlines()
