@@ -214,6 +214,12 @@ def _wait_for(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
+def _gone(pid: int) -> bool:
+    """The process has ended (exited, or a zombie not yet reaped)."""
+    return not Path(f"/proc/{pid}").exists() \
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+
+
 def test_a_spare_worker_waits_and_is_replaced_when_killed(d: Daemon) -> None:
     _wait_for(lambda: len(_children(d.proc.pid)) == 1, "no spare worker")
     (spare,) = _children(d.proc.pid)
@@ -225,15 +231,8 @@ def test_a_spare_worker_waits_and_is_replaced_when_killed(d: Daemon) -> None:
     _wait_for(lambda: len(_children(d.proc.pid)) == 1, "no spare after a command")
     spare = next(iter(_children(d.proc.pid)))
     d.stop()  # and the daemon takes its spare with it
-    _wait_for(lambda: not Path(f"/proc/{spare}").exists()
-              or "Z" in Path(f"/proc/{spare}/stat").read_text().rsplit(")", 1)[1][:3],
-              "the spare outlived the daemon")
+    _wait_for(lambda: _gone(spare), "the spare outlived the daemon")
     assert not d.sock.exists()
-
-
-def _gone(pid: int) -> bool:
-    return not Path(f"/proc/{pid}").exists() \
-        or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
 
 
 def test_a_spare_ends_with_its_daemon_even_a_killed_one(d: Daemon) -> None:
