@@ -43,6 +43,22 @@ def _best(ways: list[Callable[[int], None]], rounds: int = ROUNDS) -> list[float
     return [min(t) for t in times]
 
 
+def _started_daemon(env: dict[str, str], sock: Path) -> subprocess.Popen[str]:
+    """A ``kvmpool daemon`` listening on ``sock`` (its output: communicate() once stopped)."""
+    daemon = subprocess.Popen([sys.executable, "-m", "kvmpool", "daemon"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not sock.exists():
+            assert daemon.poll() is None and time.monotonic() < deadline, "no kvmpool daemon"
+            time.sleep(0.1)
+    except BaseException:
+        daemon.kill()
+        daemon.communicate(timeout=60)
+        raise
+    return daemon
+
+
 def test_lvm_create_delete_overhead(disks: list[str], lvm: Lvm, tmp_path: Path) -> None:
     dev = disks[1]
     lvm.pvcreate([dev])
@@ -95,13 +111,8 @@ def test_lvm_create_delete_overhead(disks: list[str], lvm: Lvm, tmp_path: Path) 
             subprocess.run([kvmpool, "-q", *args], check=True, env=env,
                            capture_output=True, timeout=300)
 
-    daemon = subprocess.Popen([sys.executable, "-m", "kvmpool", "daemon"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    daemon = _started_daemon(env, sock)
     try:
-        deadline = time.monotonic() + 120
-        while not sock.exists():
-            assert daemon.poll() is None and time.monotonic() < deadline, "no kvmpool daemon"
-            time.sleep(0.1)
         t_bare, t_back, t_lib, t_cli, t_warm = _best([bare, backend_only, library, cli,
                                                       cli_warm])
     finally:
@@ -156,17 +167,12 @@ def test_lvm_pool_info_cost(disks: list[str], lvm: Lvm, tmp_path: Path) -> None:
         subprocess.run([kvmpool, "pool-info", "info"], check=True, env=env,
                        capture_output=True, timeout=300)
 
-    daemon = subprocess.Popen([sys.executable, "-m", "kvmpool", "daemon"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = _started_daemon(env, sock)
     try:
-        deadline = time.monotonic() + 120
-        while not sock.exists():
-            assert daemon.poll() is None and time.monotonic() < deadline, "no kvmpool daemon"
-            time.sleep(0.1)
         t_bare, t_lib, t_cli, t_warm = _best([bare, library, cli, cli_warm])
     finally:
         daemon.terminate()
-        daemon.wait(timeout=60)
+        daemon.communicate(timeout=60)
     print(f"\npool-info of a logical pool (4 LVs), best of {ROUNDS}, in the TCG VM:")
     print(f"  vgs                            {t_bare:7.2f} s   1.00x")
     print(f"  kvmpool Manager (library)      {t_lib:7.2f} s   {t_lib / t_bare:4.2f}x"
