@@ -88,7 +88,7 @@ def settle(quiet: float = 1.0, after: float = 3.0) -> None:
 def _disk_activity() -> list[str]:
     """Writes, discards and I/Os in flight of every block device (/proc/diskstats)."""
     with open("/proc/diskstats") as f:
-        return [" ".join(line.split()[7:12:4] + line.split()[14:15]) for line in f]
+        return [" ".join(fields[7:12:4] + fields[14:15]) for fields in map(str.split, f)]
 
 
 def make_source(path: Path, size: int, data: int) -> None:
